@@ -1,0 +1,664 @@
+//! The client: one chat call = one or more attempts within a deadline.
+
+use std::{
+    collections::HashSet,
+    fmt,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use rand::Rng;
+use reqwest::{
+    StatusCode,
+    header::{CONTENT_TYPE, HeaderMap},
+};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::{LlmConfig, LlmError, metrics::LlmMetrics};
+
+/// The longest `Retry-After` the client honours; longer values are clamped.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Longest provider error message kept in [`LlmError::Client`].
+const MAX_ERROR_MESSAGE: usize = 300;
+
+/// Who speaks in a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+/// One chat message. `Debug` shows the role and length, never the text.
+#[derive(Clone, PartialEq, Serialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        ChatMessage {
+            role,
+            content: content.into(),
+        }
+    }
+
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::new(Role::System, content)
+    }
+
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::new(Role::User, content)
+    }
+
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self::new(Role::Assistant, content)
+    }
+}
+
+impl fmt::Debug for ChatMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChatMessage")
+            .field("role", &self.role)
+            .field("content_chars", &self.content.chars().count())
+            .finish()
+    }
+}
+
+/// A chat-completion request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatRequest {
+    pub messages: Vec<ChatMessage>,
+    /// Overrides the configured model.
+    pub model: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+}
+
+impl ChatRequest {
+    pub fn new(messages: Vec<ChatMessage>) -> Self {
+        ChatRequest {
+            messages,
+            ..ChatRequest::default()
+        }
+    }
+
+    pub fn with_model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    pub fn with_max_tokens(mut self, max_tokens: u32) -> Self {
+        self.max_tokens = Some(max_tokens);
+        self
+    }
+
+    pub fn with_temperature(mut self, temperature: f32) -> Self {
+        self.temperature = Some(temperature);
+        self
+    }
+}
+
+/// Token usage reported by the provider (0 when it reports none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+}
+
+/// A successful chat completion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatResponse {
+    /// The assistant's text (empty when the provider sent `null`).
+    pub content: String,
+    /// The model the provider says answered (the requested one if it says none).
+    pub model: String,
+    pub finish_reason: Option<String>,
+    pub usage: Usage,
+    /// From the price table and the usage; 0 for unknown models.
+    pub cost_usd: f64,
+    /// Attempts made, including the successful one.
+    pub attempts: u32,
+}
+
+#[derive(Serialize)]
+struct WireRequest<'a> {
+    model: &'a str,
+    messages: &'a [ChatMessage],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+}
+
+#[derive(Deserialize)]
+struct WireResponse {
+    #[serde(default)]
+    model: Option<String>,
+    choices: Vec<WireChoice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct WireChoice {
+    message: WireMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireErrorBody {
+    error: WireErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct WireErrorDetail {
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// What went wrong in one attempt.
+#[derive(Debug)]
+enum Failure {
+    RateLimited,
+    Server(u16),
+    Timeout,
+    Client(u16, String),
+    Invalid(String),
+    Transport(String),
+}
+
+impl Failure {
+    /// The `status` label of `octollm_llm_api_calls_total` (and `LlmError::kind`).
+    fn status(&self) -> &'static str {
+        match self {
+            Failure::RateLimited => "rate_limited",
+            Failure::Server(_) => "server_error",
+            Failure::Timeout => "timeout",
+            Failure::Client(..) => "client_error",
+            Failure::Invalid(_) => "invalid_response",
+            Failure::Transport(_) => "transport_error",
+        }
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(
+            self,
+            Failure::RateLimited | Failure::Server(_) | Failure::Timeout | Failure::Transport(_)
+        )
+    }
+
+    fn into_error(self, attempts: u32) -> LlmError {
+        match self {
+            Failure::RateLimited => LlmError::RateLimited { attempts },
+            Failure::Server(status) => LlmError::Server { status, attempts },
+            Failure::Timeout => LlmError::Timeout { attempts },
+            Failure::Client(status, message) => LlmError::Client { status, message },
+            Failure::Invalid(message) => LlmError::InvalidResponse(message),
+            Failure::Transport(message) => LlmError::Transport(match attempts {
+                1 => format!("{message} (after 1 attempt)"),
+                n => format!("{message} (after {n} attempts)"),
+            }),
+        }
+    }
+}
+
+struct Attempt {
+    result: Result<ChatResponse, Failure>,
+    retry_after: Option<Duration>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    url: String,
+    config: LlmConfig,
+    metrics: LlmMetrics,
+    warned_models: Mutex<HashSet<String>>,
+}
+
+/// An OpenAI-compatible chat-completions client. Cheap to clone.
+#[derive(Clone)]
+pub struct LlmClient {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for LlmClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LlmClient")
+            .field("url", &self.inner.url)
+            .field("model", &self.inner.config.model)
+            .field("provider", &self.inner.config.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The full-jitter exponential backoff before retry number `retry` (1-based):
+/// uniform in `[0, min(cap, base * 2^(retry-1))]`.
+pub fn backoff_delay<R: Rng + ?Sized>(
+    base: Duration,
+    cap: Duration,
+    retry: u32,
+    rng: &mut R,
+) -> Duration {
+    let factor = 2u32.saturating_pow(retry.saturating_sub(1));
+    let ceiling = base.saturating_mul(factor).min(cap);
+    ceiling.mul_f64(rng.random::<f64>())
+}
+
+/// `Retry-After` (seconds) or `retry-after-ms`, clamped to [`MAX_RETRY_AFTER`].
+/// HTTP-date values are ignored (the backoff applies instead).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let parsed = header("retry-after-ms")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|ms| ms / 1000.0)
+        .or_else(|| header("retry-after").and_then(|v| v.trim().parse::<f64>().ok()))?;
+    if !(parsed.is_finite() && parsed >= 0.0) {
+        return None;
+    }
+    Some(Duration::from_secs_f64(parsed).min(MAX_RETRY_AFTER))
+}
+
+/// The error text of a reqwest error with its causes, without the URL.
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+impl LlmClient {
+    /// Builds a client and registers its metrics into `registry` (once per
+    /// registry: clone the client to share it).
+    pub fn new(config: LlmConfig, registry: &prometheus::Registry) -> Result<Self, LlmError> {
+        let base = reqwest::Url::parse(config.base_url.trim()).map_err(|e| {
+            LlmError::Config(format!("invalid LLM base URL {:?}: {e}", config.base_url))
+        })?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(LlmError::Config(format!(
+                "LLM base URL {:?} must be http or https",
+                config.base_url
+            )));
+        }
+        if config.model.trim().is_empty() {
+            return Err(LlmError::Config("the LLM model name is empty".to_owned()));
+        }
+        if config.timeout.is_zero() {
+            return Err(LlmError::Config(
+                "the LLM per-attempt timeout must be above zero".to_owned(),
+            ));
+        }
+        let url = format!("{}/chat/completions", base.as_str().trim_end_matches('/'));
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("octollm-llm-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                LlmError::Config(format!("cannot build the HTTP client: {}", describe(e)))
+            })?;
+        let metrics = LlmMetrics::register(registry)?;
+        Ok(LlmClient {
+            inner: Arc::new(Inner {
+                http,
+                url,
+                config,
+                metrics,
+                warned_models: Mutex::new(HashSet::new()),
+            }),
+        })
+    }
+
+    /// The resolved configuration.
+    pub fn config(&self) -> &LlmConfig {
+        &self.inner.config
+    }
+
+    /// One chat completion, retried on 429, 5xx, timeouts and connection
+    /// errors with full-jitter exponential backoff (or `Retry-After`), never
+    /// past `deadline`: when the deadline leaves no room for the next attempt
+    /// or wait, the call ends at once with [`LlmError::DeadlineExceeded`].
+    pub async fn chat(
+        &self,
+        req: ChatRequest,
+        deadline: Option<Instant>,
+    ) -> Result<ChatResponse, LlmError> {
+        let model = req
+            .model
+            .clone()
+            .unwrap_or_else(|| self.inner.config.model.clone());
+        let span = tracing::info_span!(
+            "llm.chat",
+            provider = %self.inner.config.provider,
+            model = %model,
+            attempts = tracing::field::Empty,
+        );
+        self.chat_with_retries(req, model, deadline)
+            .instrument(span)
+            .await
+    }
+
+    async fn chat_with_retries(
+        &self,
+        req: ChatRequest,
+        model: String,
+        deadline: Option<Instant>,
+    ) -> Result<ChatResponse, LlmError> {
+        let config = &self.inner.config;
+        let body = serde_json::to_vec(&WireRequest {
+            model: &model,
+            messages: &req.messages,
+            max_tokens: req.max_tokens,
+            temperature: req.temperature,
+        })
+        .map_err(|e| LlmError::Config(format!("cannot encode the request: {e}")))?;
+        let labels = [config.provider.as_str(), model.as_str()];
+        let max_attempts = config.max_retries.saturating_add(1);
+        let mut last_failure = None;
+        let mut attempts = 0u32;
+
+        let result = loop {
+            let timeout = match deadline {
+                None => config.timeout,
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break Err(LlmError::DeadlineExceeded {
+                            attempts,
+                            last_failure,
+                        });
+                    }
+                    config.timeout.min(left)
+                }
+            };
+            attempts += 1;
+            let started = Instant::now();
+            let Attempt {
+                result,
+                retry_after,
+            } = self.attempt(body.clone(), &model, timeout).await;
+            self.inner
+                .metrics
+                .duration
+                .with_label_values(&labels)
+                .observe(started.elapsed().as_secs_f64());
+            let failure = match result {
+                Ok(mut response) => {
+                    self.inner
+                        .metrics
+                        .calls
+                        .with_label_values(&[labels[0], labels[1], "ok"])
+                        .inc();
+                    response.attempts = attempts;
+                    self.account(&model, &mut response);
+                    break Ok(response);
+                }
+                Err(failure) => failure,
+            };
+            let status = failure.status();
+            self.inner
+                .metrics
+                .calls
+                .with_label_values(&[labels[0], labels[1], status])
+                .inc();
+            let deadline_hit = deadline.is_some_and(|d| Instant::now() >= d);
+            if matches!(failure, Failure::Timeout) && deadline_hit {
+                break Err(LlmError::DeadlineExceeded {
+                    attempts,
+                    last_failure: Some(status),
+                });
+            }
+            if !failure.retryable() || attempts >= max_attempts {
+                break Err(failure.into_error(attempts));
+            }
+            let delay = retry_after.unwrap_or_else(|| {
+                backoff_delay(
+                    config.backoff_base,
+                    config.backoff_cap,
+                    attempts,
+                    &mut rand::rng(),
+                )
+            });
+            if deadline.is_some_and(|d| Instant::now() + delay >= d) {
+                break Err(LlmError::DeadlineExceeded {
+                    attempts,
+                    last_failure: Some(status),
+                });
+            }
+            tracing::warn!(
+                attempt = attempts,
+                failure = status,
+                delay_ms = delay.as_millis() as u64,
+                "LLM attempt failed; retrying"
+            );
+            last_failure = Some(status);
+            tokio::time::sleep(delay).await;
+        };
+
+        tracing::Span::current().record("attempts", attempts);
+        match &result {
+            Ok(response) => tracing::debug!(
+                prompt_tokens = response.usage.prompt_tokens,
+                completion_tokens = response.usage.completion_tokens,
+                cost_usd = response.cost_usd,
+                "LLM call succeeded"
+            ),
+            Err(e) => tracing::warn!(kind = e.kind(), error = %e, "LLM call failed"),
+        }
+        result
+    }
+
+    /// Counts tokens and cost of a successful call.
+    fn account(&self, model: &str, response: &mut ChatResponse) {
+        let inner = &self.inner;
+        let provider = inner.config.provider.as_str();
+        let usage = response.usage;
+        inner
+            .metrics
+            .tokens
+            .with_label_values(&[provider, model, "prompt"])
+            .inc_by(usage.prompt_tokens);
+        inner
+            .metrics
+            .tokens
+            .with_label_values(&[provider, model, "completion"])
+            .inc_by(usage.completion_tokens);
+        response.cost_usd = match inner.config.prices.get(model) {
+            Some(price) => price.cost_usd(usage.prompt_tokens, usage.completion_tokens),
+            None => {
+                let mut warned = inner
+                    .warned_models
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if warned.insert(model.to_owned()) {
+                    tracing::warn!(
+                        model,
+                        "model missing from the LLM price table; its cost counts as 0"
+                    );
+                }
+                0.0
+            }
+        };
+        inner
+            .metrics
+            .cost
+            .with_label_values(&[provider, model])
+            .inc_by(response.cost_usd);
+    }
+
+    /// One HTTP exchange, bounded by `timeout` (connect, send and body read).
+    async fn attempt(&self, body: Vec<u8>, model: &str, timeout: Duration) -> Attempt {
+        let mut request = self
+            .inner
+            .http
+            .post(&self.inner.url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(key) = &self.inner.config.api_key {
+            request = request.bearer_auth(key.expose());
+        }
+        let exchange = async {
+            let response = request.send().await?;
+            let status = response.status();
+            let retry_after = retry_after(response.headers());
+            let bytes = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, retry_after, bytes))
+        };
+        let (status, retry_after, bytes) = match tokio::time::timeout(timeout, exchange).await {
+            Err(_elapsed) => return failed(Failure::Timeout, None),
+            Ok(Err(e)) if e.is_timeout() => return failed(Failure::Timeout, None),
+            Ok(Err(e)) => return failed(Failure::Transport(describe(e)), None),
+            Ok(Ok(parts)) => parts,
+        };
+        let result = if status.is_success() {
+            parse_completion(&bytes, model)
+        } else if status == StatusCode::TOO_MANY_REQUESTS {
+            Err(Failure::RateLimited)
+        } else if status == StatusCode::REQUEST_TIMEOUT {
+            Err(Failure::Timeout)
+        } else if status.is_server_error() {
+            Err(Failure::Server(status.as_u16()))
+        } else {
+            Err(Failure::Client(
+                status.as_u16(),
+                error_message(&bytes, status),
+            ))
+        };
+        Attempt {
+            result,
+            retry_after,
+        }
+    }
+}
+
+fn failed(failure: Failure, retry_after: Option<Duration>) -> Attempt {
+    Attempt {
+        result: Err(failure),
+        retry_after,
+    }
+}
+
+fn parse_completion(bytes: &[u8], requested_model: &str) -> Result<ChatResponse, Failure> {
+    let wire: WireResponse = serde_json::from_slice(bytes)
+        .map_err(|e| Failure::Invalid(format!("not a chat completion: {e}")))?;
+    let choice = wire
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| Failure::Invalid("the completion has no choices".to_owned()))?;
+    Ok(ChatResponse {
+        content: choice.message.content.unwrap_or_default(),
+        model: wire.model.unwrap_or_else(|| requested_model.to_owned()),
+        finish_reason: choice.finish_reason,
+        usage: wire.usage.unwrap_or_default(),
+        cost_usd: 0.0,
+        attempts: 0,
+    })
+}
+
+/// The provider's `error.message`, or the start of the body, shortened.
+fn error_message(bytes: &[u8], status: StatusCode) -> String {
+    let message = serde_json::from_slice::<WireErrorBody>(bytes)
+        .ok()
+        .and_then(|b| b.error.message)
+        .unwrap_or_else(|| String::from_utf8_lossy(bytes).trim().to_owned());
+    if message.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("no error message")
+            .to_owned()
+    } else {
+        truncate(message, MAX_ERROR_MESSAGE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use rand::{SeedableRng, rngs::StdRng};
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn backoff_is_full_jitter_capped() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let base = Duration::from_millis(100);
+        let cap = Duration::from_secs(5);
+        for retry in 1..=12 {
+            let ceiling = (base * 2u32.pow(retry - 1)).min(cap);
+            for _ in 0..200 {
+                assert!(backoff_delay(base, cap, retry, &mut rng) <= ceiling);
+            }
+        }
+        assert!(backoff_delay(base, cap, u32::MAX, &mut rng) <= cap);
+        let spread: Vec<_> = (0..100)
+            .map(|_| backoff_delay(base, cap, 3, &mut rng))
+            .collect();
+        assert!(spread.iter().any(|d| *d < Duration::from_millis(100)));
+        assert!(spread.iter().any(|d| *d > Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn retry_after_headers() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.insert("retry-after-ms", HeaderValue::from_static("250"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(250)));
+        headers.clear();
+        headers.insert("retry-after", HeaderValue::from_static("86400"));
+        assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER));
+        headers.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn provider_error_messages_are_extracted_and_shortened() {
+        let body = br#"{"error":{"message":"bad things","type":"invalid_request_error"}}"#;
+        assert_eq!(error_message(body, StatusCode::BAD_REQUEST), "bad things");
+        assert_eq!(error_message(b"", StatusCode::NOT_FOUND), "Not Found");
+        let long = "é".repeat(400);
+        assert!(error_message(long.as_bytes(), StatusCode::BAD_REQUEST).len() <= 304);
+    }
+
+    #[test]
+    fn messages_debug_hides_content() {
+        let req = ChatRequest::new(vec![ChatMessage::user("my secret prompt")]);
+        assert!(!format!("{req:?}").contains("secret"));
+    }
+}

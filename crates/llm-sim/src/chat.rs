@@ -1,0 +1,372 @@
+//! `POST /v1/chat/completions`.
+
+use std::{
+    borrow::Cow,
+    fmt,
+    sync::LazyLock,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::header,
+    response::{IntoResponse, Response},
+};
+use serde::{
+    Deserialize, Deserializer, Serialize,
+    de::{IgnoredAny, MapAccess, SeqAccess, Visitor},
+};
+
+use crate::{
+    config::{ErrorKind, MAX_TOKENS},
+    error::ApiError,
+    state::SimState,
+};
+
+/// The parts of an OpenAI chat request the simulator looks at; everything
+/// else is ignored. Strings are borrowed from the body where possible.
+#[derive(Deserialize)]
+struct ChatRequest<'a> {
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    #[serde(borrow)]
+    messages: Vec<Message<'a>>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    max_completion_tokens: Option<u32>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    stream: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow)]
+    role: Cow<'a, str>,
+    #[serde(default)]
+    content: CharCount,
+}
+
+const ROLES: [&str; 6] = [
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
+
+/// The number of characters of a message's content, which may be a string,
+/// an array of parts (`{"type":"text","text":"..."}`; others count 0) or
+/// null. Counted while parsing, without keeping the text.
+#[derive(Default)]
+struct CharCount(usize);
+
+impl<'de> Deserialize<'de> for CharCount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ContentVisitor;
+
+        impl<'de> Visitor<'de> for ContentVisitor {
+            type Value = CharCount;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, an array of content parts, or null")
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<CharCount, E> {
+                Ok(CharCount(v.chars().count()))
+            }
+
+            fn visit_unit<E>(self) -> Result<CharCount, E> {
+                Ok(CharCount(0))
+            }
+
+            fn visit_none<E>(self) -> Result<CharCount, E> {
+                Ok(CharCount(0))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CharCount, A::Error> {
+                let mut total = 0;
+                while let Some(part) = seq.next_element::<PartChars>()? {
+                    total += part.0;
+                }
+                Ok(CharCount(total))
+            }
+        }
+
+        d.deserialize_any(ContentVisitor)
+    }
+}
+
+/// Characters of the `text` field of one content part.
+struct PartChars(usize);
+
+impl<'de> Deserialize<'de> for PartChars {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PartVisitor;
+
+        impl<'de> Visitor<'de> for PartVisitor {
+            type Value = PartChars;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a content part object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PartChars, A::Error> {
+                let mut chars = 0;
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    if key == "text" {
+                        chars = map.next_value::<CharCount>()?.0;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(PartChars(chars))
+            }
+        }
+
+        d.deserialize_map(PartVisitor)
+    }
+}
+
+#[derive(Serialize)]
+struct ChatResponse<'a> {
+    id: CompletionId,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [Choice<'a>; 1],
+    usage: Usage,
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    index: u32,
+    message: AssistantMessage<'a>,
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct AssistantMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct Usage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+}
+
+/// `chatcmpl-sim-<n>`, serialized without an intermediate `String`.
+struct CompletionId(u64);
+
+impl Serialize for CompletionId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("chatcmpl-sim-{:x}", self.0))
+    }
+}
+
+/// Filler text: three-letter words and a space, so four characters (about
+/// one token) per word. Built once; every response is a prefix of it.
+static FILLER: LazyLock<String> = LazyLock::new(|| {
+    const WORDS: [&str; 16] = [
+        "the", "sim", "can", "say", "all", "you", "ask", "for", "and", "not", "one", "bit", "two",
+        "now", "yes", "ok.",
+    ];
+    let mut text = String::with_capacity(MAX_TOKENS as usize * 4);
+    for i in 0..MAX_TOKENS as usize {
+        // Visit the words in a scrambled but fixed order.
+        let word = WORDS[(i * 7 + i / 16) % WORDS.len()];
+        text.push_str(word);
+        text.push(' ');
+    }
+    text
+});
+
+/// Deterministic text of about `tokens` tokens (four characters each).
+fn filler(tokens: u32) -> &'static str {
+    let tokens = tokens.min(MAX_TOKENS) as usize;
+    if tokens == 0 {
+        ""
+    } else {
+        &FILLER[..tokens * 4 - 1]
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Parses and checks a request; the message says what is wrong.
+fn parse(body: &[u8]) -> Result<(ChatRequest<'_>, u64), ApiError> {
+    let req: ChatRequest<'_> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid chat completion request: {e}")))?;
+    if req.model.trim().is_empty() {
+        return Err(ApiError::bad_request("`model` must not be empty"));
+    }
+    if req.messages.is_empty() {
+        return Err(ApiError::bad_request(
+            "`messages` must contain at least one message",
+        ));
+    }
+    if let Some(m) = req.messages.iter().find(|m| !ROLES.contains(&&*m.role)) {
+        return Err(ApiError::bad_request(format!(
+            "invalid message role {:?}: expected one of {}",
+            m.role,
+            ROLES.join(", ")
+        )));
+    }
+    if req.max_tokens == Some(0) || req.max_completion_tokens == Some(0) {
+        return Err(ApiError::bad_request("`max_tokens` must be at least 1"));
+    }
+    if let Some(t) = req.temperature
+        && !(0.0..=2.0).contains(&t)
+    {
+        return Err(ApiError::bad_request(format!(
+            "`temperature` must be between 0 and 2, got {t}"
+        )));
+    }
+    if req.stream == Some(true) {
+        return Err(ApiError::bad_request(
+            "`stream: true` is not supported by llm-sim",
+        ));
+    }
+    let chars: usize = req.messages.iter().map(|m| m.content.0).sum();
+    let prompt_tokens = (chars as u64 / 4).max(1);
+    Ok((req, prompt_tokens))
+}
+
+/// The handler. Order: parse, draw the outcome, then answer at once (429),
+/// hang (timeout), or wait the sampled latency and answer 500 or 200.
+pub(crate) async fn completions(State(state): State<SimState>, body: Bytes) -> Response {
+    let metrics = state.metrics();
+    let (req, prompt_tokens) = match parse(&body) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            metrics.bad_request.inc();
+            return e.into_response();
+        }
+    };
+
+    let config = state.config();
+    let (error, delay, sampled_tokens) = {
+        let mut rng = rand::rng();
+        (
+            config.errors.pick(&mut rng),
+            config.latency.sample(&mut rng),
+            config.tokens.sample(&mut rng),
+        )
+    };
+
+    match error {
+        Some(ErrorKind::RateLimited) => {
+            metrics.rate_limited.inc();
+            return ApiError::rate_limited(config.errors.retry_after_s).into_response();
+        }
+        Some(ErrorKind::Timeout) => {
+            metrics.timeout.inc();
+            if !state.sleep(config.errors.hang()).await {
+                return ApiError::shutting_down().into_response();
+            }
+            return ApiError::timeout().into_response();
+        }
+        Some(ErrorKind::Server) | None => {}
+    }
+
+    if !state.sleep(delay).await {
+        return ApiError::shutting_down().into_response();
+    }
+    if error == Some(ErrorKind::Server) {
+        metrics.server_error.inc();
+        return ApiError::server_error().into_response();
+    }
+
+    let cap = req
+        .max_completion_tokens
+        .or(req.max_tokens)
+        .unwrap_or(u32::MAX);
+    let completion_tokens = sampled_tokens.min(cap);
+    let content = filler(completion_tokens);
+    let response = ChatResponse {
+        id: CompletionId(state.next_id()),
+        object: "chat.completion",
+        created: unix_now(),
+        model: &req.model,
+        choices: [Choice {
+            index: 0,
+            message: AssistantMessage {
+                role: "assistant",
+                content,
+            },
+            finish_reason: "stop",
+        }],
+        usage: Usage {
+            prompt_tokens,
+            completion_tokens: u64::from(completion_tokens),
+            total_tokens: prompt_tokens + u64::from(completion_tokens),
+        },
+    };
+    let mut json = Vec::with_capacity(content.len() + 320);
+    if let Err(e) = serde_json::to_writer(&mut json, &response) {
+        tracing::error!(error = %e, "cannot serialize a chat completion");
+        metrics.server_error.inc();
+        return ApiError::server_error().into_response();
+    }
+    metrics.ok.inc();
+    metrics.prompt_tokens.inc_by(prompt_tokens);
+    metrics
+        .completion_tokens
+        .inc_by(u64::from(completion_tokens));
+    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn filler_has_about_four_chars_per_token() {
+        assert_eq!(filler(0), "");
+        assert_eq!(filler(1).len(), 3);
+        assert_eq!(filler(100).len(), 399);
+        assert_eq!(filler(100).split(' ').count(), 100);
+        assert_eq!(filler(MAX_TOKENS + 5).len(), MAX_TOKENS as usize * 4 - 1);
+    }
+
+    #[test]
+    fn prompt_tokens_count_strings_and_parts() {
+        let body = br#"{"model":"m","messages":[
+            {"role":"system","content":"12345678"},
+            {"role":"user","content":[{"type":"text","text":"abcd"},{"type":"image_url","image_url":{"url":"x"}}]},
+            {"role":"assistant","content":null}],"unknown":1}"#;
+        let (_, prompt_tokens) = parse(body).unwrap();
+        assert_eq!(prompt_tokens, 3);
+        let (_, tiny) =
+            parse(br#"{"model":"m","messages":[{"role":"user","content":"a"}]}"#).unwrap();
+        assert_eq!(tiny, 1);
+    }
+
+    #[test]
+    fn malformed_requests_are_rejected() {
+        for body in [
+            &br#"{"messages":[{"role":"user","content":"x"}]}"#[..],
+            br#"{"model":"m","messages":[]}"#,
+            br#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#,
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}"#,
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":-1}"#,
+            br#"{"model":"m","messages":[{"role":"user","content":5}]}"#,
+            br#"not json"#,
+        ] {
+            assert!(parse(body).is_err(), "{}", String::from_utf8_lossy(body));
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Shared server state: live settings, admin token, metrics, shutdown signal.
+
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use arc_swap::ArcSwap;
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use tokio::sync::watch;
+
+use crate::config::{ConfigError, SimConfig};
+
+/// An admin bearer token. Its `Debug` output is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// Wraps a token; surrounding whitespace (e.g. a trailing newline from a file) is dropped.
+    pub fn new(token: impl AsRef<str>) -> Self {
+        AdminToken(token.as_ref().trim().to_owned())
+    }
+
+    /// Constant-time comparison against a presented token.
+    fn matches(&self, presented: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for AdminToken {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(AdminToken::new(s))
+    }
+}
+
+/// Outcome label values of `llm_sim_requests_total`.
+pub(crate) struct Metrics {
+    registry: Registry,
+    pub(crate) ok: IntCounter,
+    pub(crate) bad_request: IntCounter,
+    pub(crate) rate_limited: IntCounter,
+    pub(crate) server_error: IntCounter,
+    pub(crate) timeout: IntCounter,
+    pub(crate) prompt_tokens: IntCounter,
+    pub(crate) completion_tokens: IntCounter,
+}
+
+impl Metrics {
+    fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "llm_sim_requests_total",
+                "Chat-completion requests answered by llm-sim, by outcome.",
+            ),
+            &["outcome"],
+        )?;
+        let tokens = IntCounterVec::new(
+            Opts::new(
+                "llm_sim_tokens_total",
+                "Tokens reported in usage by llm-sim, by type (prompt/completion).",
+            ),
+            &["type"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(tokens.clone()))?;
+        // Children are resolved once so the hot path is a single atomic add.
+        Ok(Metrics {
+            ok: requests.with_label_values(&["ok"]),
+            bad_request: requests.with_label_values(&["bad_request"]),
+            rate_limited: requests.with_label_values(&["rate_limited"]),
+            server_error: requests.with_label_values(&["server_error"]),
+            timeout: requests.with_label_values(&["timeout"]),
+            prompt_tokens: tokens.with_label_values(&["prompt"]),
+            completion_tokens: tokens.with_label_values(&["completion"]),
+            registry,
+        })
+    }
+}
+
+struct Inner {
+    config: ArcSwap<SimConfig>,
+    startup: SimConfig,
+    admin_token: Option<AdminToken>,
+    metrics: Metrics,
+    shutdown: watch::Sender<bool>,
+    next_id: AtomicU64,
+}
+
+/// Cheaply clonable handle on the simulator's state; the axum router's state.
+#[derive(Clone)]
+pub struct SimState {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for SimState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimState")
+            .field("config", &self.config())
+            .field("admin_token", &self.inner.admin_token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimState {
+    /// Validates `config`, which also becomes the target of `POST /admin/reset`.
+    /// With `admin_token` set, the admin API requires `Authorization: Bearer <token>`.
+    pub fn new(config: SimConfig, admin_token: Option<AdminToken>) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let metrics =
+            Metrics::new().map_err(|e| ConfigError(format!("cannot register metrics: {e}")))?;
+        Ok(SimState {
+            inner: Arc::new(Inner {
+                config: ArcSwap::from_pointee(config),
+                startup: config,
+                admin_token: admin_token.filter(|t| !t.0.is_empty()),
+                metrics,
+                shutdown: watch::Sender::new(false),
+                next_id: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The settings in force now (a copy; cheap).
+    pub fn config(&self) -> SimConfig {
+        **self.inner.config.load()
+    }
+
+    /// Replaces the settings after validating them.
+    pub fn set_config(&self, config: SimConfig) -> Result<(), ConfigError> {
+        config.validate()?;
+        self.inner.config.store(Arc::new(config));
+        Ok(())
+    }
+
+    /// Back to the settings the state was created with; returns them.
+    pub fn reset(&self) -> SimConfig {
+        let startup = self.inner.startup;
+        self.inner.config.store(Arc::new(startup));
+        startup
+    }
+
+    /// The registry behind `GET /metrics`.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.metrics.registry
+    }
+
+    /// Ends pending simulated delays and hangs (they answer 503 at once).
+    pub fn begin_shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Whether the admin API requires a bearer token.
+    pub fn admin_token_set(&self) -> bool {
+        self.inner.admin_token.is_some()
+    }
+
+    pub(crate) fn admin_token(&self) -> Option<&AdminToken> {
+        self.inner.admin_token.as_ref()
+    }
+
+    pub(crate) fn token_matches(&self, presented: &str) -> bool {
+        self.admin_token().is_none_or(|t| t.matches(presented))
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sleeps for `duration` unless shutdown begins first; `false` when cut short.
+    pub(crate) async fn sleep(&self, duration: Duration) -> bool {
+        if duration.is_zero() {
+            return true;
+        }
+        let mut shutdown = self.inner.shutdown.subscribe();
+        if *shutdown.borrow_and_update() {
+            return false;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(duration) => true,
+            _ = shutdown.changed() => false,
+        }
+    }
+}

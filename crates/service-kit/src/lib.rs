@@ -1,0 +1,21 @@
+//! The service kit: what every OctoLLM service is built on.
+//!
+//! A service's `main` reads like a table of contents:
+//! parse [`KitArgs`] (flattened into its own args), [`telemetry::init`],
+//! [`Kit::new`], build its state and API router, then [`Kit::serve`] the
+//! [`Kit::app`].
+
+pub mod auth;
+pub mod config;
+pub mod health;
+pub mod metrics;
+pub mod problem;
+pub mod service;
+pub mod telemetry;
+
+pub use auth::BearerTokens;
+pub use config::KitArgs;
+pub use health::{DependencyCheck, Readiness};
+pub use metrics::ServiceMetrics;
+pub use problem::{ApiJson, ApiPath, ApiQuery, FieldError, Problem};
+pub use service::{Kit, KitError, ServiceInfo};

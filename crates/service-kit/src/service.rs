@@ -1,0 +1,303 @@
+//! [`Kit`]: builds a service's HTTP app with the standard endpoints and
+//! middleware, and serves it until SIGTERM/SIGINT, then drains.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use utoipa::OpenApi;
+
+use crate::auth::{AuthState, BearerTokens, TokenError};
+use crate::config::KitArgs;
+use crate::health::{self, Readiness};
+use crate::metrics::{self, ServiceMetrics};
+use crate::{Problem, telemetry};
+
+/// Name, version and default port of a service.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceInfo {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub default_port: u16,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KitError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("metrics registry: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+pub struct Kit {
+    info: ServiceInfo,
+    args: KitArgs,
+    metrics: ServiceMetrics,
+    tokens: BearerTokens,
+    shutdown: CancellationToken,
+}
+
+impl Kit {
+    /// Loads the API tokens and creates the metrics registry. Telemetry is
+    /// installed separately ([`telemetry::init`]) because it is process-global.
+    pub fn new(info: ServiceInfo, args: &KitArgs) -> Result<Self, KitError> {
+        let tokens = BearerTokens::load(args.api_token.as_deref(), args.api_token_file.as_deref())?;
+        Ok(Self {
+            info,
+            args: args.clone(),
+            metrics: ServiceMetrics::new(info.name, info.version)?,
+            tokens,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn metrics(&self) -> &ServiceMetrics {
+        &self.metrics
+    }
+
+    pub fn registry(&self) -> &prometheus::Registry {
+        self.metrics.registry()
+    }
+
+    pub fn tokens(&self) -> &BearerTokens {
+        &self.tokens
+    }
+
+    pub fn args(&self) -> &KitArgs {
+        &self.args
+    }
+
+    /// Cancelled when the service is asked to stop; background work watches it.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Puts bearer-token auth in front of every route of `router`.
+    pub fn protect<S: Clone + Send + Sync + 'static>(&self, router: Router<S>) -> Router<S> {
+        router.layer(middleware::from_fn_with_state(
+            AuthState {
+                tokens: self.tokens.clone(),
+                metrics: self.metrics.clone(),
+            },
+            crate::auth::require_bearer,
+        ))
+    }
+
+    /// The whole app: the service's `api` routes plus `/health`, `/ready`,
+    /// `/health/deep` (protected), `/metrics` and `/openapi.json`, wrapped in
+    /// request spans, HTTP metrics, the body limit and the request timeout.
+    pub fn app(
+        &self,
+        api: Router,
+        readiness: Readiness,
+        mut openapi: utoipa::openapi::OpenApi,
+    ) -> Router {
+        openapi.merge(StandardEndpoints::openapi());
+        let openapi = std::sync::Arc::new(openapi);
+        let deep = self.protect(
+            Router::new()
+                .route("/health/deep", get(health::deep))
+                .with_state(readiness.clone()),
+        );
+        let timeout = self.args.request_timeout;
+        Router::new()
+            .route("/health", get(health::health))
+            .route("/ready", get(health::ready))
+            .with_state(readiness)
+            .merge(deep)
+            .route(
+                "/metrics",
+                get(metrics::metrics_endpoint).with_state(self.metrics.clone()),
+            )
+            .route(
+                "/openapi.json",
+                get(move || {
+                    let openapi = openapi.clone();
+                    async move { axum::Json(openapi.as_ref().clone()) }
+                }),
+            )
+            .merge(api)
+            .fallback(crate::problem::route_not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(DefaultBodyLimit::max(self.args.max_body_bytes))
+            .layer(middleware::from_fn(move |req, next| {
+                enforce_timeout(timeout, req, next)
+            }))
+            .layer(middleware::from_fn_with_state(
+                self.metrics.clone(),
+                metrics::track_http,
+            ))
+            .layer(middleware::from_fn(request_span))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                panic_problem,
+            ))
+    }
+
+    /// Binds, serves until SIGTERM/SIGINT (or [`Kit::shutdown_token`]), then
+    /// stops accepting and drains in-flight requests up to the grace period.
+    pub async fn serve(&self, app: Router) -> Result<(), KitError> {
+        let addr = self
+            .args
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], self.info.default_port)));
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| KitError::Bind { addr, source })?;
+        tracing::info!(service = self.info.name, version = self.info.version, %addr, "listening");
+
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        let server = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let mut server = tokio::spawn(server.into_future());
+
+        tokio::select! {
+            result = &mut server => return flatten(result),
+            () = shutdown.cancelled() => {}
+        }
+        let grace = self.args.shutdown_grace;
+        tracing::info!(
+            grace_secs = grace.as_secs_f64(),
+            "shutting down: draining in-flight requests"
+        );
+        match tokio::time::timeout(grace, &mut server).await {
+            Ok(result) => {
+                tracing::info!("drained; bye");
+                flatten(result)
+            }
+            Err(_) => {
+                tracing::warn!("drain deadline passed; closing remaining connections");
+                server.abort();
+                Ok(())
+            }
+        }
+    }
+}
+
+fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), KitError> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(KitError::Serve(error)),
+        Err(join) => Err(KitError::Serve(std::io::Error::other(join.to_string()))),
+    }
+}
+
+async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!(signal = "SIGINT", "stop requested"),
+        () = terminate => tracing::info!(signal = "SIGTERM", "stop requested"),
+        () = token.cancelled() => return,
+    }
+    token.cancel();
+}
+
+/// One span per request, continuing the caller's trace when it sent `traceparent`.
+async fn request_span(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(metrics::UNMATCHED_ROUTE, MatchedPath::as_str)
+        .to_owned();
+    let span = tracing::info_span!(
+        "http_request",
+        method = %request.method(),
+        route = %route,
+        status = tracing::field::Empty,
+    );
+    if let Err(error) = span.set_parent(telemetry::extract_parent(request.headers())) {
+        tracing::debug!(?error, "ignoring unusable traceparent");
+    }
+    let trace_id = {
+        use opentelemetry::trace::TraceContextExt;
+        span.context().span().span_context().trace_id().to_string()
+    };
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.record("status", response.status().as_u16());
+    if let Ok(value) = http::HeaderValue::from_str(&trace_id) {
+        response.headers_mut().insert("x-trace-id", value);
+    }
+    response
+}
+
+async fn enforce_timeout(timeout: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Problem::new(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "request-timeout",
+            "Request timed out",
+            format!(
+                "the request did not finish within {}s",
+                timeout.as_secs_f64()
+            ),
+        )
+        .retry_after(1)
+        .into_response(),
+    }
+}
+
+async fn method_not_allowed(request: Request) -> Problem {
+    Problem::new(
+        http::StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+fn panic_problem(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked; answered 500");
+    Problem::new(
+        http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "Internal error",
+        "the server hit a bug; it has been logged",
+    )
+    .into_response()
+}
+
+/// OpenAPI for the endpoints every service serves.
+#[derive(OpenApi)]
+#[openapi(paths(health::health, health::ready, health::deep, metrics::metrics_endpoint))]
+struct StandardEndpoints;

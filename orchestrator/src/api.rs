@@ -1,0 +1,341 @@
+//! The task API: `/v1/tasks`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use service_kit::{ApiJson, ApiPath, ApiQuery};
+use tokio::sync::Notify;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use uuid::Uuid;
+
+use crate::completion::CompletionFeed;
+use crate::error::ApiError;
+use crate::metrics::TaskMetrics;
+use crate::store::{CancelOutcome, ListCursor, StepRecord, TaskRecord, TaskStore, Usage};
+use crate::task::{Budget, Priority, SubmitTask, TaskStatus, TaskType};
+
+const LIST_DEFAULT_LIMIT: i64 = 50;
+const LIST_MAX_LIMIT: i64 = 200;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: TaskStore,
+    pub completions: CompletionFeed,
+    pub metrics: TaskMetrics,
+    pub queue_bound: i64,
+    /// Last known queue depth (refreshed each second, bumped on submit).
+    pub queue_depth: Arc<AtomicI64>,
+    pub wake_workers: Arc<Notify>,
+    pub max_wait: Duration,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/tasks", post(submit_task).get(list_tasks))
+        .route("/v1/tasks/{id}", get(get_task))
+        .route("/v1/tasks/{id}/cancel", post(cancel_task))
+        .with_state(state)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "OctoLLM orchestrator", description = "Submit tasks and follow them to completion."),
+    paths(submit_task, get_task, list_tasks, cancel_task),
+    components(schemas(service_kit::Problem, service_kit::FieldError)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Accepted {
+    pub task_id: Uuid,
+    pub status: TaskStatus,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TaskError {
+    /// Stable machine-readable kind, e.g. `llm_error`, `budget_exceeded`, `timeout`.
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageView {
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    pub cost_usd: f64,
+}
+
+impl From<Usage> for UsageView {
+    fn from(usage: Usage) -> Self {
+        Self {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            total_tokens: usage.total_tokens(),
+            cost_usd: usage.cost_usd,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskView {
+    pub task_id: Uuid,
+    pub status: TaskStatus,
+    pub task_type: TaskType,
+    pub priority: Priority,
+    pub goal: String,
+    pub budget: Budget,
+    pub usage: UsageView,
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    pub error: Option<TaskError>,
+    pub cancel_requested: bool,
+    pub attempts: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<StepRecord>>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TaskView {
+    fn new(task: TaskRecord, steps: Option<Vec<StepRecord>>) -> Self {
+        let error = match (task.error_kind, task.error) {
+            (Some(kind), Some(message)) => Some(TaskError { kind, message }),
+            _ => None,
+        };
+        Self {
+            task_id: task.id,
+            status: task.status,
+            task_type: task.task_type,
+            priority: task.priority,
+            goal: task.goal,
+            budget: task.budget,
+            usage: task.usage.into(),
+            result: task.result,
+            error,
+            cancel_requested: task.cancel_requested,
+            attempts: task.attempts,
+            steps,
+            created_at: task.created_at,
+            started_at: task.started_at,
+            finished_at: task.finished_at,
+            updated_at: task.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskPage {
+    pub tasks: Vec<TaskView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    /// Long-poll: wait up to this many seconds for the task to end.
+    pub wait: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only tasks in this state.
+    pub status: Option<String>,
+    /// 1–200; default 50.
+    pub limit: Option<i64>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Submit a task. It is committed to the database before the 202.
+#[utoipa::path(post, path = "/v1/tasks", tag = "tasks", request_body = SubmitTask,
+    responses(
+        (status = 202, body = Accepted, description = "Accepted and durably queued."),
+        (status = 400, body = service_kit::Problem, description = "Malformed JSON."),
+        (status = 413, body = service_kit::Problem, description = "Body too large."),
+        (status = 415, body = service_kit::Problem, description = "Not JSON."),
+        (status = 422, body = service_kit::Problem, description = "A field is out of bounds; `errors` names each."),
+        (status = 429, body = service_kit::Problem, description = "Queue full; see Retry-After."),
+        (status = 503, body = service_kit::Problem, description = "Database unavailable.")))]
+async fn submit_task(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+    ApiJson(submission): ApiJson<SubmitTask>,
+) -> Result<impl IntoResponse, ApiError> {
+    let task = submission.validate().map_err(ApiError::Invalid)?;
+    let depth = state.queue_depth.load(Ordering::Relaxed);
+    if depth >= state.queue_bound {
+        return Err(ApiError::QueueFull {
+            depth,
+            bound: state.queue_bound,
+        });
+    }
+    let (id, _) = state.store.insert(&task).await?;
+    let depth = state.queue_depth.fetch_add(1, Ordering::Relaxed) + 1;
+    state.metrics.queue_depth.set(depth);
+    state
+        .metrics
+        .created
+        .with_label_values(&[task.task_type.as_str(), task.priority.as_str()])
+        .inc();
+    state.wake_workers.notify_one();
+    tracing::info!(task_id = %id, task_type = task.task_type.as_str(), priority = task.priority.as_str(), "task accepted");
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/v1/tasks/{id}"))],
+        ApiJson(Accepted {
+            task_id: id,
+            status: TaskStatus::Queued,
+        }),
+    ))
+}
+
+/// A task with its steps, usage and result. With `wait`, long-polls until it ends.
+#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks", params(("id" = Uuid, Path), WaitQuery),
+    responses((status = 200, body = TaskView), (status = 404, body = service_kit::Problem)))]
+async fn get_task(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<WaitQuery>,
+) -> Result<ApiJson<TaskView>, ApiError> {
+    let wait = Duration::from_secs(query.wait.unwrap_or(0)).min(state.max_wait);
+    let found = if wait.is_zero() {
+        state.store.get(id).await?
+    } else {
+        wait_until_terminal(&state, id, wait).await?
+    };
+    let (task, steps) = found.ok_or(ApiError::NotFound(id))?;
+    Ok(ApiJson(TaskView::new(task, Some(steps))))
+}
+
+async fn wait_until_terminal(
+    state: &ApiState,
+    id: Uuid,
+    wait: Duration,
+) -> Result<Option<(TaskRecord, Vec<StepRecord>)>, ApiError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let handle = state.completions.watch(id);
+    let result = async {
+        loop {
+            let notified = handle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let found = state.store.get(id).await?;
+            let done = found
+                .as_ref()
+                .is_none_or(|(task, _)| task.status.is_terminal());
+            if done || tokio::time::Instant::now() >= deadline {
+                return Ok(found);
+            }
+            let recheck = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep_until(recheck) => {}
+            }
+        }
+    }
+    .await;
+    state.completions.forget(id, handle);
+    result
+}
+
+/// Tasks, newest first, optionally by state, a page at a time.
+#[utoipa::path(get, path = "/v1/tasks", tag = "tasks", params(ListQuery),
+    responses((status = 200, body = TaskPage), (status = 400, body = service_kit::Problem)))]
+async fn list_tasks(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<ApiJson<TaskPage>, ApiError> {
+    let status = query
+        .status
+        .as_deref()
+        .map(|s| {
+            TaskStatus::parse(s).ok_or_else(|| {
+                let known: Vec<&str> = TaskStatus::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::BadQuery(format!("status must be one of {}", known.join(", ")))
+            })
+        })
+        .transpose()?;
+    let limit = query.limit.unwrap_or(LIST_DEFAULT_LIMIT);
+    if !(1..=LIST_MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadQuery(format!(
+            "limit must be between 1 and {LIST_MAX_LIMIT}"
+        )));
+    }
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(|c| {
+            ListCursor::decode(c)
+                .ok_or_else(|| ApiError::BadQuery("cursor is not one this API issued".into()))
+        })
+        .transpose()?;
+    let tasks = state.store.list(status, limit, cursor).await?;
+    let next_cursor = (i64::try_from(tasks.len()).unwrap_or(0) == limit)
+        .then(|| tasks.last())
+        .flatten()
+        .map(|t| {
+            ListCursor {
+                created_at: t.created_at,
+                id: t.id,
+            }
+            .encode()
+        });
+    Ok(ApiJson(TaskPage {
+        tasks: tasks.into_iter().map(|t| TaskView::new(t, None)).collect(),
+        next_cursor,
+    }))
+}
+
+/// Cancel a task: a queued one at once, a running one at its next checkpoint.
+#[utoipa::path(post, path = "/v1/tasks/{id}/cancel", tag = "tasks", params(("id" = Uuid, Path)),
+    responses(
+        (status = 202, body = Accepted, description = "Cancelled (`cancelled`) or being cancelled (`running`)."),
+        (status = 404, body = service_kit::Problem),
+        (status = 409, body = service_kit::Problem, description = "The task already ended.")))]
+async fn cancel_task(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<impl IntoResponse, ApiError> {
+    let status = match state.store.cancel(id).await? {
+        CancelOutcome::NotFound => return Err(ApiError::NotFound(id)),
+        CancelOutcome::AlreadyFinished(status) => {
+            return Err(ApiError::already_finished(id, status));
+        }
+        CancelOutcome::Cancelled => TaskStatus::Cancelled,
+        CancelOutcome::Requested => TaskStatus::Running,
+    };
+    tracing::info!(task_id = %id, status = status.as_str(), "cancel requested");
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(Accepted {
+            task_id: id,
+            status,
+        }),
+    ))
+}

@@ -1,0 +1,152 @@
+//! The OctoLLM orchestrator: accepts tasks, keeps them durably in PostgreSQL,
+//! and runs them on a worker pool. See ARCHITECTURE.md for the shape.
+
+pub mod api;
+pub mod completion;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod metrics;
+pub mod pipeline;
+pub mod store;
+pub mod task;
+pub mod worker;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use service_kit::{Kit, Readiness, ServiceInfo};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::ApiState;
+use crate::completion::CompletionFeed;
+use crate::config::Args;
+use crate::db::{PostgresCheck, SchemaState};
+use crate::metrics::TaskMetrics;
+use crate::pipeline::LlmSteps;
+use crate::store::TaskStore;
+use crate::worker::WorkerPool;
+
+pub const SERVICE: ServiceInfo = ServiceInfo {
+    name: "orchestrator",
+    version: env!("CARGO_PKG_VERSION"),
+    default_port: 8000,
+};
+
+/// The running orchestrator: its API state and background work.
+pub struct Orchestrator {
+    api: ApiState,
+    readiness: Readiness,
+    workers: JoinHandle<()>,
+}
+
+impl Orchestrator {
+    /// Builds the state and starts the background work: migrations, then the
+    /// worker pool; the completion feed; the queue-depth and pool gauges.
+    /// Nothing here waits for PostgreSQL: until it answers, `/ready` says 503.
+    pub fn start(args: &Args, kit: &Kit) -> anyhow::Result<Self> {
+        let metrics = TaskMetrics::register(kit.registry())?;
+        let llm = llm_client::LlmClient::new(
+            llm_client::LlmConfig::from_args(&args.llm)?,
+            kit.registry(),
+        )?;
+        let pool = db::pool(&args.database_url, args.db_pool_size)?;
+        let store = TaskStore::new(pool.clone(), metrics.clone());
+        let schema = SchemaState::default();
+        let shutdown = kit.shutdown_token();
+        let wake_workers = Arc::new(Notify::new());
+        let completions = CompletionFeed::default();
+        let queue_depth = Arc::new(AtomicI64::new(0));
+
+        tokio::spawn(db::export_pool_gauges(
+            pool.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn(
+            completions
+                .clone()
+                .listen(db::connect_config(&args.database_url)?, shutdown.clone()),
+        );
+        tokio::spawn(watch_queue_depth(
+            store.clone(),
+            metrics.clone(),
+            queue_depth.clone(),
+            shutdown.clone(),
+        ));
+        let pool_of_workers = WorkerPool::new(
+            store.clone(),
+            Arc::new(LlmSteps::new(llm)),
+            metrics.clone(),
+            args.workers,
+            args.task_lease,
+            args.max_task_attempts,
+            wake_workers.clone(),
+        );
+        let workers = tokio::spawn({
+            let (pool, schema, shutdown) = (pool.clone(), schema.clone(), shutdown.clone());
+            async move {
+                db::migrate_until_current(pool, schema, shutdown.clone()).await;
+                pool_of_workers.run(shutdown).await;
+            }
+        });
+
+        let readiness = Readiness::new(vec![Box::new(PostgresCheck { pool, schema })]);
+        let max_wait = args.max_wait.min(
+            args.kit
+                .request_timeout
+                .saturating_sub(Duration::from_secs(1)),
+        );
+        Ok(Self {
+            api: ApiState {
+                store,
+                completions,
+                metrics,
+                queue_bound: args.queue_bound,
+                queue_depth,
+                wake_workers,
+                max_wait,
+            },
+            readiness,
+            workers,
+        })
+    }
+
+    pub fn api_state(&self) -> ApiState {
+        self.api.clone()
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Waits (up to `grace`) for the worker pool to hand back its tasks.
+    pub async fn stop(self, grace: Duration) {
+        if tokio::time::timeout(grace, self.workers).await.is_err() {
+            tracing::warn!("worker pool did not stop in time; its leases will expire");
+        }
+    }
+}
+
+/// Refreshes `octollm_task_queue_depth` (and the backpressure check) each second.
+async fn watch_queue_depth(
+    store: TaskStore,
+    metrics: TaskMetrics,
+    depth: Arc<AtomicI64>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        if let Ok(queued) = store.queue_depth().await {
+            depth.store(queued, Ordering::Relaxed);
+            metrics.queue_depth.set(queued);
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! orchestrator: parse config, init telemetry, build state, build the app, serve.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use orchestrator::api::{self, ApiDoc};
+use orchestrator::config::Args;
+use orchestrator::{Orchestrator, SERVICE};
+use service_kit::{Kit, telemetry};
+use utoipa::OpenApi;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("orchestrator: {error:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let _telemetry = telemetry::init(SERVICE.name, args.kit.log_format, "info")?;
+    let kit = Kit::new(SERVICE, &args.kit)?;
+    let orchestrator = Orchestrator::start(&args, &kit)?;
+    let api = kit.protect(api::router(orchestrator.api_state()));
+    let app = kit.app(api, orchestrator.readiness(), ApiDoc::openapi());
+    kit.serve(app).await?;
+    orchestrator.stop(args.kit.shutdown_grace).await;
+    Ok(())
+}

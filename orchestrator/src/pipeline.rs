@@ -1,0 +1,217 @@
+//! How a task's steps are planned and executed.
+//!
+//! [`StepExecutor`] is the seam: the worker asks it for a task's steps and runs
+//! each unfinished one through it, persisting each as it finishes. Today
+//! [`LlmSteps`] plans and answers through the LLM client; the arms plug in as
+//! another implementation, without touching the worker.
+
+use futures::future::BoxFuture;
+use llm_client::{ChatMessage, ChatRequest, LlmClient, LlmError};
+use serde_json::{Value, json};
+
+use crate::store::{StepRecord, TaskRecord, Usage};
+use crate::task::Budget;
+
+/// One planned unit of work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepSpec {
+    pub name: String,
+    /// What the step needs done; arms will be chosen by it.
+    pub capability: String,
+}
+
+pub struct StepContext<'a> {
+    pub task: &'a TaskRecord,
+    /// Steps already finished, in order.
+    pub previous: &'a [StepRecord],
+    pub budget: &'a BudgetMeter,
+    pub deadline: tokio::time::Instant,
+}
+
+pub struct StepResult {
+    pub output: Value,
+    pub usage: Usage,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("LLM call failed: {0}")]
+    Llm(#[from] LlmError),
+    #[error("{0}")]
+    BudgetExceeded(String),
+    #[error("no executor for capability {0:?}")]
+    UnknownCapability(String),
+}
+
+impl StepError {
+    /// Stable `error_kind` stored on the task.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Llm(_) => "llm_error",
+            Self::BudgetExceeded(_) => "budget_exceeded",
+            Self::UnknownCapability(_) => "routing_error",
+        }
+    }
+}
+
+pub trait StepExecutor: Send + Sync + 'static {
+    /// The steps `task` runs, in order.
+    fn plan(&self, task: &TaskRecord) -> Vec<StepSpec>;
+
+    fn execute<'a>(
+        &'a self,
+        step: &'a StepSpec,
+        context: StepContext<'a>,
+    ) -> BoxFuture<'a, Result<StepResult, StepError>>;
+}
+
+/// Tracks spending against a task's budget.
+#[derive(Debug, Clone)]
+pub struct BudgetMeter {
+    budget: Budget,
+    used: Usage,
+}
+
+impl BudgetMeter {
+    pub fn new(budget: Budget, used: Usage) -> Self {
+        Self { budget, used }
+    }
+
+    pub fn used(&self) -> Usage {
+        self.used
+    }
+
+    pub fn add(&mut self, usage: Usage) {
+        self.used.add(usage);
+    }
+
+    pub fn remaining_tokens(&self) -> i64 {
+        i64::from(self.budget.max_tokens) - self.used.total_tokens()
+    }
+
+    /// Before a step: fails when no tokens or money are left.
+    pub fn check_before_step(&self) -> Result<(), StepError> {
+        if self.remaining_tokens() <= 0 || self.used.cost_usd >= self.budget.max_cost_usd {
+            return Err(self.exceeded());
+        }
+        Ok(())
+    }
+
+    /// After a step: fails when it spent more than the budget.
+    pub fn check_after_step(&self) -> Result<(), StepError> {
+        if self.remaining_tokens() < 0 || self.used.cost_usd > self.budget.max_cost_usd {
+            return Err(self.exceeded());
+        }
+        Ok(())
+    }
+
+    fn exceeded(&self) -> StepError {
+        StepError::BudgetExceeded(format!(
+            "budget exhausted: used {} of {} tokens and ${:.6} of ${:.2}",
+            self.used.total_tokens(),
+            self.budget.max_tokens,
+            self.used.cost_usd,
+            self.budget.max_cost_usd
+        ))
+    }
+}
+
+/// Largest completion asked for in one step.
+const STEP_MAX_COMPLETION_TOKENS: i64 = 1_024;
+
+/// Plans and answers with the LLM: step 0 `plan`, step 1 `answer`.
+pub struct LlmSteps {
+    llm: LlmClient,
+}
+
+impl LlmSteps {
+    pub fn new(llm: LlmClient) -> Self {
+        Self { llm }
+    }
+
+    fn prompt(task: &TaskRecord, step: &StepSpec, previous: &[StepRecord]) -> Vec<ChatMessage> {
+        let mut brief = format!("Goal:\n{}\n", task.goal);
+        if let Some(context) = &task.context {
+            brief.push_str(&format!("\nContext:\n{context}\n"));
+        }
+        for (title, items) in [
+            ("Constraints", &task.constraints),
+            ("Acceptance criteria", &task.acceptance_criteria),
+        ] {
+            if !items.is_empty() {
+                brief.push_str(&format!("\n{title}:\n"));
+                for item in items {
+                    brief.push_str(&format!("- {item}\n"));
+                }
+            }
+        }
+        for done in previous {
+            if let Some(text) = done.output.as_ref().and_then(|o| o["text"].as_str()) {
+                brief.push_str(&format!("\nResult of step `{}`:\n{text}\n", done.name));
+            }
+        }
+        let instruction = match step.capability.as_str() {
+            "planning" => "Break the goal into a short numbered plan of concrete steps.",
+            _ => "Carry out the plan and give the final answer to the goal.",
+        };
+        vec![
+            ChatMessage::system(format!("You are the OctoLLM orchestrator. {instruction}")),
+            ChatMessage::user(brief),
+        ]
+    }
+}
+
+impl StepExecutor for LlmSteps {
+    fn plan(&self, _task: &TaskRecord) -> Vec<StepSpec> {
+        vec![
+            StepSpec {
+                name: "plan".into(),
+                capability: "planning".into(),
+            },
+            StepSpec {
+                name: "answer".into(),
+                capability: "generation".into(),
+            },
+        ]
+    }
+
+    fn execute<'a>(
+        &'a self,
+        step: &'a StepSpec,
+        context: StepContext<'a>,
+    ) -> BoxFuture<'a, Result<StepResult, StepError>> {
+        Box::pin(async move {
+            if !matches!(step.capability.as_str(), "planning" | "generation") {
+                return Err(StepError::UnknownCapability(step.capability.clone()));
+            }
+            let messages = Self::prompt(context.task, step, context.previous);
+            let prompt_estimate: i64 = messages
+                .iter()
+                .map(|m| i64::try_from(m.content.len() / 4).unwrap_or(i64::MAX))
+                .sum();
+            let room = context.budget.remaining_tokens() - prompt_estimate;
+            if room <= 0 {
+                return Err(StepError::BudgetExceeded(format!(
+                    "token budget too small for step `{}`: about {prompt_estimate} prompt tokens, {} tokens left",
+                    step.name,
+                    context.budget.remaining_tokens()
+                )));
+            }
+            let request = ChatRequest {
+                messages,
+                max_tokens: Some(u32::try_from(room.min(STEP_MAX_COMPLETION_TOKENS)).unwrap_or(1)),
+                ..ChatRequest::default()
+            };
+            let response = self.llm.chat(request, Some(context.deadline)).await?;
+            Ok(StepResult {
+                output: json!({ "text": response.content, "model": response.model }),
+                usage: Usage {
+                    prompt_tokens: i64::try_from(response.usage.prompt_tokens).unwrap_or(i64::MAX),
+                    completion_tokens: i64::try_from(response.usage.completion_tokens)
+                        .unwrap_or(i64::MAX),
+                    cost_usd: response.cost_usd,
+                },
+            })
+        })
+    }
+}

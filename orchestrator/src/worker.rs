@@ -1,0 +1,430 @@
+//! `WorkerPool`: claims queued tasks and runs them, at most `workers` at once.
+//!
+//! Claims use `FOR UPDATE SKIP LOCKED` and a lease that a keeper renews; a
+//! sweeper requeues tasks whose lease expired, so the tasks of a crashed
+//! replica resume (at their next unfinished step) elsewhere or after restart.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::metrics::TaskMetrics;
+use crate::pipeline::{BudgetMeter, StepContext, StepExecutor};
+use crate::store::{Outcome, StepRecord, StoreError, TaskRecord, TaskStore};
+
+/// Most tasks claimed in one query.
+const CLAIM_BATCH: usize = 32;
+/// How often an idle worker pool looks for work queued by other replicas.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum StopReason {
+    Cancelled,
+    LeaseLost,
+}
+
+struct Running {
+    stop: CancellationToken,
+    reason: Arc<Mutex<Option<StopReason>>>,
+}
+
+pub struct WorkerPool {
+    pub store: TaskStore,
+    pub executor: Arc<dyn StepExecutor>,
+    pub metrics: TaskMetrics,
+    /// Identifies this replica in leases: host, pid and a random suffix.
+    pub owner: String,
+    pub workers: usize,
+    pub lease: Duration,
+    pub max_attempts: i32,
+    /// Poked when a task is submitted to this replica.
+    pub wake: Arc<Notify>,
+    running: Mutex<HashMap<Uuid, Running>>,
+}
+
+/// Why a run stopped without an outcome to record.
+enum Abandoned {
+    LeaseLost,
+    Store(StoreError),
+}
+
+impl WorkerPool {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: TaskStore,
+        executor: Arc<dyn StepExecutor>,
+        metrics: TaskMetrics,
+        workers: usize,
+        lease: Duration,
+        max_attempts: i32,
+        wake: Arc<Notify>,
+    ) -> Arc<Self> {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        let owner = format!(
+            "{host}:{}:{}",
+            std::process::id(),
+            &Uuid::new_v4().simple().to_string()[..8]
+        );
+        Arc::new(Self {
+            store,
+            executor,
+            metrics,
+            owner,
+            workers: workers.max(1),
+            lease,
+            max_attempts,
+            wake,
+            running: Mutex::default(),
+        })
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Running>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Claims and runs tasks until `shutdown`; then hands unfinished tasks back.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        tracing::info!(owner = %self.owner, workers = self.workers, "worker pool started");
+        tokio::spawn(self.clone().keep_leases(shutdown.clone()));
+        let slots = Arc::new(Semaphore::new(self.workers));
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let first = tokio::select! {
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                () = shutdown.cancelled() => break,
+            };
+            let mut permits = vec![first];
+            while permits.len() < CLAIM_BATCH {
+                match slots.clone().try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                }
+            }
+            let limit = i64::try_from(permits.len()).unwrap_or(1);
+            match self.store.claim(&self.owner, self.lease, limit).await {
+                Ok(claimed) => {
+                    backoff = Duration::from_millis(100);
+                    let idle = claimed.is_empty();
+                    for (task, steps) in claimed {
+                        let Some(permit) = permits.pop() else { break };
+                        let pool = self.clone();
+                        let shutdown = shutdown.clone();
+                        let span = tracing::info_span!("task", task_id = %task.id, task_type = task.task_type.as_str(), attempt = task.attempts);
+                        tokio::spawn(
+                            async move {
+                                pool.run_task(task, steps, shutdown).await;
+                                drop(permit);
+                            }
+                            .instrument(span),
+                        );
+                    }
+                    drop(permits);
+                    if idle {
+                        tokio::select! {
+                            () = self.wake.notified() => {}
+                            () = tokio::time::sleep(IDLE_POLL) => {}
+                            () = shutdown.cancelled() => break,
+                        }
+                    }
+                }
+                Err(error) => {
+                    drop(permits);
+                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "cannot claim tasks");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = shutdown.cancelled() => break,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        // In-flight runs see `shutdown` too and hand their tasks back.
+        let _ = slots
+            .acquire_many(u32::try_from(self.workers).unwrap_or(u32::MAX))
+            .await;
+        tracing::info!("worker pool stopped");
+    }
+
+    /// Renews our leases, stops runs whose task was cancelled or taken away,
+    /// and requeues tasks whose lease expired.
+    async fn keep_leases(self: Arc<Self>, shutdown: CancellationToken) {
+        // Renewing often also bounds how long a cancel request waits: ≤ 1 s.
+        let mut tick = tokio::time::interval((self.lease / 3).min(Duration::from_secs(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let ids: Vec<Uuid> = self.running().keys().copied().collect();
+            if !ids.is_empty() {
+                match self.store.renew_leases(&self.owner, &ids, self.lease).await {
+                    Ok(held) => {
+                        let held: HashMap<Uuid, bool> = held.into_iter().collect();
+                        for (id, run) in self.running().iter() {
+                            let reason = match held.get(id) {
+                                None => Some(StopReason::LeaseLost),
+                                Some(true) => Some(StopReason::Cancelled),
+                                Some(false) => None,
+                            };
+                            if let Some(reason) = reason {
+                                *run.reason.lock().unwrap_or_else(PoisonError::into_inner) =
+                                    Some(reason);
+                                run.stop.cancel();
+                            }
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot renew task leases"),
+                }
+            }
+            match self.store.requeue_expired().await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(
+                        requeued = n,
+                        "requeued tasks whose worker stopped renewing its lease"
+                    );
+                    self.wake.notify_one();
+                }
+                Err(error) => tracing::debug!(%error, "cannot sweep expired leases"),
+            }
+        }
+    }
+
+    async fn run_task(
+        &self,
+        task: TaskRecord,
+        steps: Vec<StepRecord>,
+        shutdown: CancellationToken,
+    ) {
+        let id = task.id;
+        let task_type = task.task_type.as_str();
+        let stop = CancellationToken::new();
+        let reason = Arc::new(Mutex::new(None));
+        self.running().insert(
+            id,
+            Running {
+                stop: stop.clone(),
+                reason: reason.clone(),
+            },
+        );
+        self.metrics
+            .in_progress
+            .with_label_values(&[task_type])
+            .inc();
+        tracing::info!(resumed_steps = steps.len(), "task started");
+
+        let time_left = task
+            .deadline_at
+            .and_then(|d| (d - Utc::now()).to_std().ok())
+            .unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + time_left;
+        let budget_secs = task.budget.max_time_seconds;
+        let outcome = if task.attempts > self.max_attempts {
+            Some(Outcome::Failed {
+                kind: "abandoned",
+                message: format!(
+                    "gave up after {} attempts: the workers running this task kept stopping",
+                    self.max_attempts
+                ),
+            })
+        } else if task.cancel_requested {
+            Some(Outcome::Cancelled)
+        } else {
+            tokio::select! {
+                result = tokio::time::timeout_at(deadline, self.execute(&task, steps, deadline)) => match result {
+                    Ok(Ok(outcome)) => Some(outcome),
+                    Ok(Err(Abandoned::LeaseLost)) => {
+                        tracing::warn!("lease lost; another worker owns this task now");
+                        None
+                    }
+                    Ok(Err(Abandoned::Store(error))) => {
+                        tracing::warn!(%error, "cannot persist progress; the task resumes when its lease expires");
+                        None
+                    }
+                    Err(_) => Some(Outcome::Timeout {
+                        message: format!("task exceeded its time budget of {budget_secs}s"),
+                    }),
+                },
+                () = stop.cancelled() => {
+                    match *reason.lock().unwrap_or_else(PoisonError::into_inner) {
+                        Some(StopReason::Cancelled) => Some(Outcome::Cancelled),
+                        _ => None,
+                    }
+                }
+                () = shutdown.cancelled() => {
+                    match self.store.release(&self.owner, &[id]).await {
+                        Ok(_) => tracing::info!("shutting down: task handed back to the queue"),
+                        Err(error) => tracing::warn!(%error, "shutting down: task resumes when its lease expires"),
+                    }
+                    None
+                }
+            }
+        };
+        if let Some(outcome) = outcome {
+            self.record_outcome(&task, &outcome).await;
+        }
+        self.running().remove(&id);
+        self.metrics
+            .in_progress
+            .with_label_values(&[task_type])
+            .dec();
+    }
+
+    /// Runs every unfinished step in order, persisting each as it finishes.
+    async fn execute(
+        &self,
+        task: &TaskRecord,
+        mut done: Vec<StepRecord>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Outcome, Abandoned> {
+        let plan = self.executor.plan(task);
+        let mut meter = BudgetMeter::new(task.budget, task.usage);
+        for (index, spec) in plan.iter().enumerate() {
+            let index = i32::try_from(index).unwrap_or(i32::MAX);
+            if done
+                .iter()
+                .any(|s| s.index == index && s.status == "succeeded")
+            {
+                continue;
+            }
+            if let Err(error) = meter.check_before_step() {
+                return Ok(Outcome::Failed {
+                    kind: error.kind(),
+                    message: error.to_string(),
+                });
+            }
+            let started_at = Utc::now();
+            let result = self
+                .executor
+                .execute(
+                    spec,
+                    StepContext {
+                        task,
+                        previous: &done,
+                        budget: &meter,
+                        deadline,
+                    },
+                )
+                .instrument(tracing::info_span!("step", step = %spec.name, index))
+                .await;
+            let (record, failure) = match result {
+                Ok(step) => {
+                    meter.add(step.usage);
+                    let record = StepRecord {
+                        index,
+                        name: spec.name.clone(),
+                        capability: spec.capability.clone(),
+                        status: "succeeded".into(),
+                        output: Some(step.output),
+                        error: None,
+                        usage: step.usage,
+                        started_at,
+                        finished_at: Utc::now(),
+                    };
+                    (record, None)
+                }
+                Err(error) => {
+                    let record = StepRecord {
+                        index,
+                        name: spec.name.clone(),
+                        capability: spec.capability.clone(),
+                        status: "failed".into(),
+                        output: None,
+                        error: Some(error.to_string()),
+                        usage: Default::default(),
+                        started_at,
+                        finished_at: Utc::now(),
+                    };
+                    (record, Some(error))
+                }
+            };
+            if !self
+                .store
+                .record_step(task.id, &self.owner, &record)
+                .await
+                .map_err(Abandoned::Store)?
+            {
+                return Err(Abandoned::LeaseLost);
+            }
+            tracing::info!(step = %record.name, status = %record.status, tokens = record.usage.total_tokens(), "step finished");
+            if let Some(error) = failure {
+                return Ok(Outcome::Failed {
+                    kind: error.kind(),
+                    message: format!("step `{}` failed: {error}", record.name),
+                });
+            }
+            done.push(record);
+            if let Err(error) = meter.check_after_step() {
+                return Ok(Outcome::Failed {
+                    kind: error.kind(),
+                    message: error.to_string(),
+                });
+            }
+        }
+        let answer = done
+            .last()
+            .and_then(|s| s.output.as_ref())
+            .and_then(|o| o.get("text"))
+            .cloned()
+            .unwrap_or_default();
+        Ok(Outcome::Succeeded {
+            result: serde_json::json!({ "answer": answer, "steps": done.len() }),
+        })
+    }
+
+    /// Commits the terminal state, retrying briefly: the outcome cost money.
+    async fn record_outcome(&self, task: &TaskRecord, outcome: &Outcome) {
+        let status = outcome.status().as_str();
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=5 {
+            match self.store.finish(task.id, &self.owner, outcome).await {
+                Ok(Some(age_secs)) => {
+                    let task_type = task.task_type.as_str();
+                    self.metrics
+                        .completed
+                        .with_label_values(&[task_type, status])
+                        .inc();
+                    self.metrics
+                        .duration
+                        .with_label_values(&[task_type])
+                        .observe(age_secs);
+                    match outcome {
+                        Outcome::Succeeded { .. } => tracing::info!(status, "task finished"),
+                        Outcome::Failed { kind, message } => {
+                            tracing::warn!(status, error_kind = kind, error = %message, "task finished")
+                        }
+                        Outcome::Timeout { message } => {
+                            tracing::warn!(status, error = %message, "task finished")
+                        }
+                        Outcome::Cancelled => tracing::info!(status, "task finished"),
+                    }
+                    return;
+                }
+                Ok(None) => {
+                    tracing::warn!("task no longer ours; outcome dropped");
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, attempt, "cannot record task outcome yet");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        }
+        tracing::error!(
+            "giving up on recording the outcome; the task re-runs when its lease expires"
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! Orchestrator integration tests: the real binary against a real PostgreSQL
+//! (testcontainers) and llm-sim.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+mod api;
+mod durability;
+mod harness;
+mod lifecycle;
+mod llm_failures;
+mod postgres_outage;

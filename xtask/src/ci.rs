@@ -1,0 +1,64 @@
+//! `cargo xtask ci`: everything CI checks, in the order a failure is cheapest
+//! to find: prerequisites, fmt, clippy, unit and integration tests (against
+//! real PostgreSQL through testcontainers), then the deployed-stack system test.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use xshell::{Shell, cmd};
+
+use crate::{container_engine, deploy, images, say};
+
+#[derive(clap::Args)]
+pub struct Ci {
+    /// Skip the system test that deploys the whole stack.
+    #[arg(long)]
+    no_system_test: bool,
+}
+
+impl Ci {
+    pub fn run(&self, sh: &Shell) -> Result<()> {
+        let started = Instant::now();
+        let mut timings = Vec::new();
+        let mut step = |name: &'static str, f: &mut dyn FnMut() -> Result<()>| -> Result<()> {
+            say!("── {name}");
+            let t = Instant::now();
+            f().with_context(|| format!("ci step `{name}` failed"))?;
+            timings.push((name, t.elapsed()));
+            Ok(())
+        };
+
+        step("prerequisites", &mut || deploy::prerequisites::ensure(sh))?;
+        step(
+            "fmt",
+            &mut || Ok(cmd!(sh, "cargo fmt --all --check").run()?),
+        )?;
+        step("clippy", &mut || {
+            Ok(cmd!(
+                sh,
+                "cargo clippy --workspace --all-targets --locked -- -D warnings"
+            )
+            .run()?)
+        })?;
+        let mut docker_host = String::new();
+        step("container engine", &mut || {
+            docker_host = container_engine::ensure_engine(sh)?;
+            images::ensure_images(sh)
+        })?;
+        step("tests", &mut || {
+            let _env = sh.push_env("DOCKER_HOST", &docker_host);
+            Ok(cmd!(sh, "cargo test --workspace --locked").run()?)
+        })?;
+        if !self.no_system_test {
+            step("system test (deploy, smoke, down)", &mut || {
+                deploy::system_test(sh)
+            })?;
+        }
+
+        say!("ci passed in {:.0?}", started.elapsed());
+        for (name, took) in timings {
+            say!("  {name:<36} {took:>8.1?}");
+        }
+        Ok(())
+    }
+}
