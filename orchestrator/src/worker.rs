@@ -172,7 +172,9 @@ impl WorkerPool {
                 match self.store.renew_leases(&self.owner, &ids, self.lease).await {
                     Ok(held) => {
                         let held: HashMap<Uuid, bool> = held.into_iter().collect();
-                        for (id, run) in self.running().iter() {
+                        let running = self.running();
+                        // Only the tasks we asked about: a task claimed since is not lost.
+                        for (id, run) in ids.iter().filter_map(|id| Some((id, running.get(id)?))) {
                             let reason = match held.get(id) {
                                 None => Some(StopReason::LeaseLost),
                                 Some(true) => Some(StopReason::Cancelled),

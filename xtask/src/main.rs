@@ -2,6 +2,7 @@
 //!
 //! One module per command; `main` only parses arguments and dispatches.
 
+mod bench;
 mod ci;
 mod container_engine;
 mod deploy;
@@ -31,6 +32,8 @@ enum Command {
     Status(status::Status),
     /// Stop the local stack (data kept unless --purge).
     Down(down::Down),
+    /// Measure orchestration overhead per task (llm-sim at zero latency) on a dedicated stack.
+    Bench(bench::Bench),
     /// Build the local container images (PostgreSQL) from Debian packages, for testcontainers.
     Images(images::Images),
 }
@@ -43,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ci(cmd) => cmd.run(&sh),
         Command::Images(cmd) => cmd.run(&sh),
         Command::Deploy(cmd) => cmd.run(&sh),
+        Command::Bench(cmd) => cmd.run(&sh),
         Command::Status(cmd) => cmd.run(&sh),
         Command::Down(cmd) => cmd.run(&sh),
     }

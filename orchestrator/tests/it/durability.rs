@@ -82,3 +82,28 @@ async fn sigterm_drains_and_hands_running_tasks_back() {
     let task = orch.wait_terminal(&id, Duration::from_secs(60)).await;
     assert_eq!(task["status"], "succeeded", "{task}");
 }
+
+#[tokio::test]
+async fn healthy_replica_never_loses_a_lease_under_load() {
+    let pg = postgres().await;
+    let llm = llm_sim::spawn(sim_config(
+        json!({"latency": {"kind": "uniform", "min_ms": 5, "max_ms": 50}}),
+    ))
+    .await
+    .unwrap();
+    let orch = Orchestrator::start(
+        &pg.url(),
+        &llm.base_url(),
+        &["--workers", "8", "--task-lease", "3s"],
+    )
+    .await;
+    orch.wait_ready(Duration::from_secs(30)).await;
+    let submissions = (0..120).map(|n| orch.submit_goal_owned(format!("steady task {n}")));
+    let ids = futures::future::join_all(submissions).await;
+    for id in &ids {
+        let task = orch.wait_terminal(id, Duration::from_secs(60)).await;
+        assert_eq!(task["status"], "succeeded", "{task}");
+        // Claimed once: the lease keeper never gave up a task it was running.
+        assert_eq!(task["attempts"], 1, "{task}");
+    }
+}

@@ -151,6 +151,10 @@ impl Orchestrator {
         self.submit(json!({ "goal": goal })).await
     }
 
+    pub async fn submit_goal_owned(&self, goal: String) -> String {
+        self.submit_goal(&goal).await
+    }
+
     /// Long-polls until the task is terminal (or `within` passes).
     pub async fn wait_terminal(&self, id: &str, within: Duration) -> Value {
         let started = Instant::now();

@@ -98,6 +98,7 @@ fn start_all(sh: &Shell, stack: &Stack) -> Result<()> {
         stack.stop("orchestrator", Duration::from_secs(15))?;
         let mut command = Command::new(bin.join("orchestrator"));
         command
+            .envs(env_template("orchestrator")?)
             .env(
                 "OCTOLLM_LISTEN",
                 format!("127.0.0.1:{}", stack.port(ORCHESTRATOR_PORT)),
@@ -114,6 +115,23 @@ fn start_all(sh: &Shell, stack: &Stack) -> Result<()> {
             stack.port(ORCHESTRATOR_PORT)
         ))
     })
+}
+
+/// A component's settings from `deploy/local/<component>.env` (KEY=VALUE lines).
+fn env_template(component: &str) -> Result<Vec<(String, String)>> {
+    let path = project_root()
+        .join("deploy/local")
+        .join(format!("{component}.env"));
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            line.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .with_context(|| format!("{}: `{line}` is not KEY=VALUE", path.display()))
+        })
+        .collect()
 }
 
 /// Starts one component; on failure, shows the tail of its log.
@@ -137,7 +155,7 @@ fn wait_http(url: &str) -> Result<()> {
     })
 }
 
-fn release_dir() -> PathBuf {
+pub fn release_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| project_root().join("target"), PathBuf::from)
         .join("release")
