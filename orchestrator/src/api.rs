@@ -327,7 +327,14 @@ async fn cancel_task(
         CancelOutcome::AlreadyFinished(status) => {
             return Err(ApiError::already_finished(id, status));
         }
-        CancelOutcome::Cancelled => TaskStatus::Cancelled,
+        CancelOutcome::Cancelled(task_type) => {
+            state
+                .metrics
+                .completed
+                .with_label_values(&[task_type.as_str(), TaskStatus::Cancelled.as_str()])
+                .inc();
+            TaskStatus::Cancelled
+        }
         CancelOutcome::Requested => TaskStatus::Running,
     };
     tracing::info!(task_id = %id, status = status.as_str(), "cancel requested");

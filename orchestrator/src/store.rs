@@ -108,7 +108,7 @@ impl Outcome {
 pub enum CancelOutcome {
     NotFound,
     /// Was queued: now cancelled.
-    Cancelled,
+    Cancelled(TaskType),
     /// Is running: its worker will stop it.
     Requested,
     AlreadyFinished(TaskStatus),
@@ -493,7 +493,10 @@ impl TaskStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let row = tx
-            .query_opt("SELECT status FROM tasks WHERE id = $1 FOR UPDATE", &[&id])
+            .query_opt(
+                "SELECT status, task_type FROM tasks WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
             .await?;
         let Some(row) = row else {
             return Ok(CancelOutcome::NotFound);
@@ -512,7 +515,8 @@ impl TaskStore {
                     &[&id],
                 )
                 .await?;
-                CancelOutcome::Cancelled
+                let task_type: &str = row.try_get(1)?;
+                CancelOutcome::Cancelled(TaskType::parse(task_type).unwrap_or_default())
             }
             TaskStatus::Running => {
                 tx.execute(

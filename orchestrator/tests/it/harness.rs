@@ -36,6 +36,7 @@ fn free_port() -> u16 {
 pub struct Orchestrator {
     child: Option<Child>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     database_url: String,
     llm_url: String,
     port: u16,
@@ -46,11 +47,21 @@ pub struct Orchestrator {
 impl Orchestrator {
     /// Starts the binary and waits for `/health` (not `/ready`).
     pub async fn start(database_url: &str, llm_url: &str, args: &[&str]) -> Self {
+        Self::start_with_env(database_url, llm_url, args, &[]).await
+    }
+
+    pub async fn start_with_env(
+        database_url: &str,
+        llm_url: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let log =
             std::env::temp_dir().join(format!("orchestrator-it-{}.log", uuid::Uuid::new_v4()));
         let mut this = Self {
             child: None,
             args: args.iter().map(|s| s.to_string()).collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             database_url: database_url.into(),
             llm_url: llm_url.into(),
             port: free_port(),
@@ -77,6 +88,7 @@ impl Orchestrator {
             .env("DATABASE_URL", &self.database_url)
             .env("LLM_BASE_URL", &self.llm_url)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

@@ -8,3 +8,4 @@ mod harness;
 mod lifecycle;
 mod llm_failures;
 mod postgres_outage;
+mod tracing_export;
