@@ -61,7 +61,10 @@ impl Orchestrator {
         let mut this = Self {
             child: None,
             args: args.iter().map(|s| s.to_string()).collect(),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             database_url: database_url.into(),
             llm_url: llm_url.into(),
             port: free_port(),

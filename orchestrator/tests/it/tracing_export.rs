@@ -31,7 +31,9 @@ async fn collector() -> (String, Arc<Mutex<Vec<Bytes>>>) {
     (url, received)
 }
 
-#[tokio::test]
+// Multi-threaded: the collector must keep serving while the test thread
+// blocks waiting for the orchestrator to exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traceparent_is_continued_and_spans_are_exported_over_otlp() {
     let pg = postgres().await;
     let llm = llm_sim().await;
@@ -77,6 +79,12 @@ async fn traceparent_is_continued_and_spans_are_exported_over_otlp() {
     let raw_trace_id: Vec<u8> = (0..16)
         .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).unwrap())
         .collect();
-    assert!(all.windows(16).any(|w| w == raw_trace_id.as_slice()), "exported spans lack the caller's trace id");
-    assert!(all.windows(12).any(|w| w == b"orchestrator"), "exported spans lack service.name");
+    assert!(
+        all.windows(16).any(|w| w == raw_trace_id.as_slice()),
+        "exported spans lack the caller's trace id"
+    );
+    assert!(
+        all.windows(12).any(|w| w == b"orchestrator"),
+        "exported spans lack service.name"
+    );
 }

@@ -77,18 +77,31 @@ struct Echo {
 
 fn app(kit: &Kit, dependency_up: bool) -> Router {
     let api = Router::new()
-        .route("/v1/echo", post(|ApiJson(e): ApiJson<Echo>| async move { e.text }))
-        .route("/v1/slow", get(|| async {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            "late"
-        }))
-        .route("/v1/panic", get(|| async {
-            let v: Vec<u8> = Vec::new();
-            #[allow(clippy::indexing_slicing)]
-            v[1].to_string()
-        }));
+        .route(
+            "/v1/echo",
+            post(|ApiJson(e): ApiJson<Echo>| async move { e.text }),
+        )
+        .route(
+            "/v1/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
+        .route(
+            "/v1/panic",
+            get(|| async {
+                let v: Vec<u8> = Vec::new();
+                #[allow(clippy::indexing_slicing)]
+                v[1].to_string()
+            }),
+        );
     let readiness = Readiness::new(vec![Box::new(Flaky(dependency_up)), Box::new(Optional)]);
-    kit.app(kit.protect(api), readiness, utoipa::openapi::OpenApi::default())
+    kit.app(
+        kit.protect(api),
+        readiness,
+        utoipa::openapi::OpenApi::default(),
+    )
 }
 
 async fn call(app: &Router, request: Request<Body>) -> (StatusCode, String, Value) {
@@ -117,18 +130,30 @@ async fn health_ready_and_deep_report_dependencies() {
     let kit = kit("30s", 1024);
     let up = app(&kit, true);
     let down = app(&kit, false);
-    assert_eq!(call(&down, get_req("/health", None)).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&down, get_req("/health", None)).await.0,
+        StatusCode::OK
+    );
     assert_eq!(call(&up, get_req("/ready", None)).await.0, StatusCode::OK);
     let (status, _, body) = call(&down, get_req("/ready", None)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["reasons"]["flaky"], "refused");
-    assert!(body["reasons"].get("cache").is_none(), "optional dependencies do not block readiness");
-    assert_eq!(call(&up, get_req("/health/deep", None)).await.0, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["reasons"].get("cache").is_none(),
+        "optional dependencies do not block readiness"
+    );
+    assert_eq!(
+        call(&up, get_req("/health/deep", None)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     let (status, _, body) = call(&up, get_req("/health/deep", Some(TOKEN))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "degraded");
     assert_eq!(body["dependencies"]["cache"]["status"], "degraded");
-    assert_eq!(body["dependencies"]["cache"]["last_error"]["message"], "cache offline");
+    assert_eq!(
+        body["dependencies"]["cache"]["last_error"]["message"],
+        "cache offline"
+    );
     assert_eq!(body["dependencies"]["flaky"]["status"], "up");
 }
 
@@ -145,21 +170,47 @@ async fn limits_timeouts_and_panics_become_problems() {
     };
     let problem = "application/problem+json";
     let (status, ct, _) = call(&app, post(r#"{"text":"hi"}"#, "application/json")).await;
-    assert_eq!((status, ct.as_str()), (StatusCode::OK, "text/plain; charset=utf-8"));
-    let (status, ct, body) = call(&app, post(&format!(r#"{{"text":"{}"}}"#, "x".repeat(100)), "application/json")).await;
-    assert_eq!((status, ct.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, problem), "{body}");
+    assert_eq!(
+        (status, ct.as_str()),
+        (StatusCode::OK, "text/plain; charset=utf-8")
+    );
+    let (status, ct, body) = call(
+        &app,
+        post(
+            &format!(r#"{{"text":"{}"}}"#, "x".repeat(100)),
+            "application/json",
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, ct.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, problem),
+        "{body}"
+    );
     let (status, ct, _) = call(&app, post("{", "application/json")).await;
     assert_eq!((status, ct.as_str()), (StatusCode::BAD_REQUEST, problem));
     let (status, ct, _) = call(&app, post(r#"{"text":"hi"}"#, "text/plain")).await;
-    assert_eq!((status, ct.as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, problem));
+    assert_eq!(
+        (status, ct.as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, problem)
+    );
     let (status, ct, body) = call(&app, post(r#"{"text":1}"#, "application/json")).await;
-    assert_eq!((status, ct.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, problem));
+    assert_eq!(
+        (status, ct.as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, problem)
+    );
     assert!(body["detail"].as_str().unwrap().contains("text"), "{body}");
     let (status, ct, body) = call(&app, get_req("/v1/slow", Some(TOKEN))).await;
-    assert_eq!((status, ct.as_str()), (StatusCode::SERVICE_UNAVAILABLE, problem));
+    assert_eq!(
+        (status, ct.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, problem)
+    );
     assert_eq!(body["type"], "https://octollm.dev/problems/request-timeout");
     let (status, ct, body) = call(&app, get_req("/v1/panic", Some(TOKEN))).await;
-    assert_eq!((status, ct.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, problem));
+    assert_eq!(
+        (status, ct.as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, problem)
+    );
     assert_eq!(body["type"], "https://octollm.dev/problems/internal");
 }
 
@@ -170,12 +221,47 @@ async fn metrics_use_route_templates_and_count_auth_failures() {
     call(&app, get_req("/v1/slow", None)).await;
     call(&app, get_req("/v1/slow", Some("wrong-token-0123456789"))).await;
     call(&app, get_req("/no/such/path/123", None)).await;
-    let response = app.clone().oneshot(get_req("/metrics", None)).await.unwrap();
-    let text = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    assert!(text.contains(r#"octollm_build_info{service="kit-test",version="1.2.3"} 1"#), "{text}");
-    assert!(text.contains(r#"octollm_http_requests_total{method="GET",route="/v1/slow",status="401"} 2"#), "{text}");
-    assert!(text.contains(r#"octollm_http_requests_total{method="GET",route="unmatched",status="404"} 1"#), "{text}");
-    assert!(text.contains(r#"octollm_auth_failures_total{reason="missing"} 1"#), "{text}");
-    assert!(text.contains(r#"octollm_auth_failures_total{reason="invalid"} 1"#), "{text}");
-    assert!(!text.contains("/no/such/path"), "raw paths never become labels");
+    let response = app
+        .clone()
+        .oneshot(get_req("/metrics", None))
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains(r#"octollm_build_info{service="kit-test",version="1.2.3"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"octollm_http_requests_total{method="GET",route="/v1/slow",status="401"} 2"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"octollm_http_requests_total{method="GET",route="unmatched",status="404"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"octollm_auth_failures_total{reason="missing"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"octollm_auth_failures_total{reason="invalid"} 1"#),
+        "{text}"
+    );
+    assert!(
+        !text.contains("/no/such/path"),
+        "raw paths never become labels"
+    );
 }
