@@ -2,14 +2,11 @@
 //! answering at once, on a dedicated stack (so the figure is the
 //! orchestrator's own cost: HTTP, PostgreSQL transitions, claiming, polling).
 
-use std::time::Duration;
-
 use anyhow::{Context, Result};
 use xshell::{Shell, cmd};
 
-use crate::deploy::postgres::Postgres;
-use crate::deploy::stack::{LLM_SIM_PORT, ORCHESTRATOR_PORT, Stack};
-use crate::deploy::{self, Deploy};
+use crate::deploy;
+use crate::deploy::stack::{LLM_SIM, ORCHESTRATOR, Stack};
 use crate::{project_root, say};
 
 #[derive(clap::Args)]
@@ -28,25 +25,11 @@ pub struct Bench {
 impl Bench {
     pub fn run(&self, sh: &Shell) -> Result<()> {
         cmd!(sh, "cargo build --release --locked -p load-gen").run()?;
-        let state_dir = project_root().join("target/bench-stack");
-        Deploy {
-            state_dir: state_dir.clone(),
-            port_base: self.port_base,
-            no_smoke: true,
-        }
-        .run(sh)?;
-        let result = self.measure(sh, &Stack::open(&state_dir)?);
-        let teardown = Stack::open(&state_dir).and_then(|stack| {
-            deploy::stop_all(&stack)?;
-            Postgres::new(&stack).purge()
-        });
-        let _ = std::fs::remove_dir_all(&state_dir);
-        result?;
-        teardown
+        deploy::with_temporary_stack(sh, "bench", self.port_base, |stack| self.measure(sh, stack))
     }
 
     fn measure(&self, sh: &Shell, stack: &Stack) -> Result<()> {
-        let sim = format!("http://127.0.0.1:{}/admin/config", stack.port(LLM_SIM_PORT));
+        let sim = format!("{}/admin/config", stack.url(LLM_SIM));
         say!("llm-sim: zero latency, 16 tokens, no errors");
         let defaults = "{}";
         cmd!(
@@ -55,8 +38,7 @@ impl Bench {
         )
         .quiet()
         .read()?;
-        std::thread::sleep(Duration::from_secs(1));
-        let url = format!("http://127.0.0.1:{}", stack.port(ORCHESTRATOR_PORT));
+        let url = stack.url(ORCHESTRATOR);
         let token = stack.token_path();
         let load = deploy::release_dir().join("octollm-load");
         let (tasks, concurrency) = (self.tasks.to_string(), self.concurrency.to_string());

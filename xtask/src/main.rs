@@ -8,15 +8,29 @@ mod container_engine;
 mod deploy;
 mod down;
 mod images;
+mod logs;
+mod restart;
 mod status;
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use xshell::Shell;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Build, run and check the OctoLLM stack", long_about = None)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Build, run and check the OctoLLM stack",
+    long_about = "Build, run and check the OctoLLM stack.\n\n\
+Typical use:\n  \
+cargo xtask deploy              run the whole stack on this machine (state in .octollm/)\n  \
+cargo xtask status              is everything up? (exit code 1 if not)\n  \
+cargo xtask logs orchestrator   a component's log (-f to follow)\n  \
+cargo xtask down                stop it (--purge deletes the data)\n  \
+cargo xtask ci                  everything CI checks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,20 +40,34 @@ struct Cli {
 enum Command {
     /// Everything CI checks: installs prerequisites, then fmt, clippy and every test.
     Ci(ci::Ci),
-    /// Run the stack on this machine: PostgreSQL, llm-sim and the services, as supervised processes.
+    /// Run the whole stack on this machine as supervised processes (or --target k8s).
     Deploy(deploy::Deploy),
     /// Show each component of the local stack; exit non-zero when one is down.
     Status(status::Status),
     /// Stop the local stack (data kept unless --purge).
     Down(down::Down),
+    /// Show (or follow) one component's log.
+    Logs(logs::Logs),
+    /// Restart one component of the local stack.
+    Restart(restart::Restart),
     /// Measure orchestration overhead per task (llm-sim at zero latency) on a dedicated stack.
     Bench(bench::Bench),
-    /// Build the local container images (PostgreSQL) from Debian packages, for testcontainers.
+    /// Build the test container images (PostgreSQL, Redis) from Debian packages, for testcontainers.
     Images(images::Images),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            say!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(project_root());
     match cli.command {
@@ -49,6 +77,8 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(cmd) => cmd.run(&sh),
         Command::Status(cmd) => cmd.run(&sh),
         Command::Down(cmd) => cmd.run(&sh),
+        Command::Logs(cmd) => cmd.run(&sh),
+        Command::Restart(cmd) => cmd.run(&sh),
     }
 }
 

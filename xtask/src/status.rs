@@ -1,13 +1,12 @@
 //! `cargo xtask status`: a table of the local stack; exits non-zero when a
-//! component is down.
+//! component is down or not ready.
 
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use xshell::Shell;
 
-use crate::deploy;
-use crate::deploy::stack::{COMPONENTS, Stack};
+use crate::deploy::{self, stack::Stack};
 
 #[derive(clap::Args)]
 pub struct Status {
@@ -18,14 +17,9 @@ pub struct Status {
 impl Status {
     pub fn run(&self, _sh: &Shell) -> Result<()> {
         let stack = Stack::open(&self.state_dir)?;
-        deploy::print_table(&stack);
-        let down: Vec<&str> = COMPONENTS
-            .iter()
-            .copied()
-            .filter(|c| stack.pid(c).is_none())
-            .collect();
+        let down = deploy::print_table(&stack);
         if !down.is_empty() {
-            bail!("down: {}", down.join(", "));
+            bail!("not healthy: {}", down.join(", "));
         }
         Ok(())
     }

@@ -1,9 +1,15 @@
-//! `cargo xtask deploy`: the stack on this machine as supervised local
-//! processes (PostgreSQL, llm-sim, orchestrator), or `--target k8s` (later).
+//! `cargo xtask deploy`: the whole stack on this machine as supervised local
+//! processes — PostgreSQL (+ pgBackRest), Redis, llm-sim, the services, the
+//! exporters, Alertmanager (+ the alert sink) and Prometheus.
+//!
+//! Rerunning reconciles: a component whose binary, arguments, environment or
+//! rendered config changed is restarted; the others, and all data, are kept.
 
+pub mod components;
 pub mod postgres;
 pub mod prerequisites;
 pub mod stack;
+pub mod template;
 
 use std::fs;
 use std::io::Read;
@@ -15,13 +21,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
+use self::components::{DEFAULT_TIMINGS, Timings};
 use self::postgres::Postgres;
-use self::stack::{COMPONENTS, LLM_SIM_PORT, ORCHESTRATOR_PORT, Stack, wait_for};
+use self::stack::{COMPONENTS, Component, ORCHESTRATOR, PROMETHEUS, Stack, wait_for};
 use crate::{project_root, say};
+
+/// Services this workspace builds for the stack.
+const SERVICE_PACKAGES: &[&str] = &["orchestrator", "llm-sim", "alert-sink"];
 
 #[derive(clap::Args)]
 pub struct Deploy {
-    /// Where the stack keeps its state, logs and pids.
+    /// Where the stack keeps its state, logs, pids and secrets.
     #[arg(long, default_value = ".octollm")]
     pub state_dir: PathBuf,
     /// Added to every default port, so two stacks can run side by side.
@@ -30,95 +40,104 @@ pub struct Deploy {
     /// Skip the smoke task after start-up.
     #[arg(long)]
     pub no_smoke: bool,
+    /// Where to deploy: this machine, or a Kubernetes cluster (later).
+    #[arg(long, value_enum, default_value_t = Target::Local)]
+    pub target: Target,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// Supervised processes on this machine.
+    Local,
+    /// Typed manifests applied with kubectl.
+    K8s,
 }
 
 impl Deploy {
     pub fn run(&self, sh: &Shell) -> Result<()> {
+        if self.target == Target::K8s {
+            bail!("--target k8s is not built yet; `cargo xtask deploy` runs the local stack");
+        }
         let started = Instant::now();
-        prerequisites::ensure(sh)?;
-        say!("building services (release)");
-        cmd!(
-            sh,
-            "cargo build --release --locked -p orchestrator -p llm-sim"
-        )
-        .run()?;
         let stack = Stack::new(&self.state_dir, self.port_base)?;
+        let _lock = stack.lock()?;
+        prerequisites::ensure(sh)?;
+        say!(
+            "building services (release): {}",
+            SERVICE_PACKAGES.join(", ")
+        );
+        let mut args: Vec<&str> = Vec::new();
+        for package in SERVICE_PACKAGES {
+            args.extend(["-p", package]);
+        }
+        cmd!(sh, "cargo build --release --locked {args...}").run()?;
+
         fs::write(
             stack.state_dir.join("port-base"),
             self.port_base.to_string(),
         )?;
-        let token = api_token(&stack)?;
-
-        let result = start_all(sh, &stack);
-        if let Err(error) = result {
-            bail!(
-                "{error:#}\n\nthe stack is partly up: `cargo xtask status` shows it, `cargo xtask down` removes it"
-            );
+        let token = components::ensure_token(&stack)?;
+        for component in COMPONENTS {
+            reconcile(&stack, *component, &DEFAULT_TIMINGS).map_err(|error| {
+                anyhow::anyhow!(
+                    "{error:#}\n\nthe stack is partly up: `cargo xtask status` shows it, `cargo xtask down` stops it"
+                )
+            })?;
         }
         if !self.no_smoke {
             smoke(&stack, &token)?;
         }
+        wait_targets_up(&stack)?;
         print_table(&stack);
         say!("deployed in {:.1?}", started.elapsed());
         say!(
-            "API token: {path} (mode 0600). Try:\n    curl -H \"Authorization: Bearer $(cat {path})\" -H 'Content-Type: application/json' \\\n         -d '{{\"goal\":\"say hello\"}}' http://127.0.0.1:{port}/v1/tasks",
+            "API token: {path} (mode 0600). Try:\n    curl -H \"Authorization: Bearer $(cat {path})\" -H 'Content-Type: application/json' \\\n         -d '{{\"goal\":\"say hello\"}}' {url}/v1/tasks",
             path = stack.token_path().display(),
-            port = stack.port(ORCHESTRATOR_PORT)
+            url = stack.url(ORCHESTRATOR)
         );
         Ok(())
     }
 }
 
-fn start_all(sh: &Shell, stack: &Stack) -> Result<()> {
-    let pg = Postgres::new(stack);
-    pg.init(sh)?;
-    start_checked(stack, "postgres", || pg.start())?;
-    pg.provision()?;
-
-    let bin = release_dir();
-    start_checked(stack, "llm-sim", || {
-        stack.stop("llm-sim", Duration::from_secs(5))?;
-        let mut command = Command::new(bin.join("llm-sim"));
-        command
-            .env(
-                "LLM_SIM_LISTEN",
-                format!("127.0.0.1:{}", stack.port(LLM_SIM_PORT)),
-            )
-            .env(
-                "LLM_SIM_CONFIG",
-                project_root().join("deploy/local/llm-sim.json"),
-            );
-        stack.spawn("llm-sim", command)?;
-        wait_http(&format!(
-            "http://127.0.0.1:{}/health",
-            stack.port(LLM_SIM_PORT)
-        ))
-    })?;
-    start_checked(stack, "orchestrator", || {
-        stack.stop("orchestrator", Duration::from_secs(15))?;
-        let mut command = Command::new(bin.join("orchestrator"));
-        command
-            .envs(env_template("orchestrator")?)
-            .env(
-                "OCTOLLM_LISTEN",
-                format!("127.0.0.1:{}", stack.port(ORCHESTRATOR_PORT)),
-            )
-            .env("OCTOLLM_API_TOKEN_FILE", stack.token_path())
-            .env("DATABASE_URL", pg.url()?)
-            .env(
-                "LLM_BASE_URL",
-                format!("http://127.0.0.1:{}/v1", stack.port(LLM_SIM_PORT)),
-            );
-        stack.spawn("orchestrator", command)?;
-        wait_http(&format!(
-            "http://127.0.0.1:{}/ready",
-            stack.port(ORCHESTRATOR_PORT)
-        ))
+/// Starts `component` unless it already runs exactly this launch; restarts
+/// it when something changed. Waits for readiness.
+pub fn reconcile(stack: &Stack, component: Component, timings: &Timings) -> Result<()> {
+    let launch = components::launch(stack, component, timings)
+        .with_context(|| format!("preparing {}", component.name))?;
+    let running = stack.pid(component).is_some();
+    if running && stack.fingerprint(component).as_deref() == Some(launch.fingerprint.as_str()) {
+        say!("{:<18} unchanged", component.name);
+        return Ok(());
+    }
+    if running {
+        say!("{:<18} changed: restarting", component.name);
+        stack.stop(component, Duration::from_secs(20))?;
+    } else {
+        say!("{:<18} starting", component.name);
+    }
+    stack.check_port_free(component)?;
+    stack.spawn(component, launch.command, &launch.fingerprint)?;
+    let ready = wait_for(component.name, components::ready_within(component), || {
+        stack.pid(component).is_some() && components::is_ready(stack, component)
+    })
+    .and_then(|()| components::after_start(stack, component));
+    ready.with_context(|| {
+        let state = if stack.pid(component).is_some() {
+            "is not ready"
+        } else {
+            "exited"
+        };
+        format!(
+            "{} {state}; last lines of {}:\n{}",
+            component.name,
+            stack.log_path(component).display(),
+            stack.log_tail(component, 30)
+        )
     })
 }
 
 /// A component's settings from `deploy/local/<component>.env` (KEY=VALUE lines).
-fn env_template(component: &str) -> Result<Vec<(String, String)>> {
+pub fn env_template(component: &str) -> Result<Vec<(String, String)>> {
     let path = project_root()
         .join("deploy/local")
         .join(format!("{component}.env"));
@@ -134,27 +153,6 @@ fn env_template(component: &str) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// Starts one component; on failure, shows the tail of its log.
-fn start_checked(stack: &Stack, component: &str, start: impl FnOnce() -> Result<()>) -> Result<()> {
-    say!("starting {component}");
-    start().with_context(|| {
-        format!(
-            "{component} failed to start; last lines of {}:\n{}",
-            stack.log_path(component).display(),
-            stack.log_tail(component, 30)
-        )
-    })
-}
-
-fn wait_http(url: &str) -> Result<()> {
-    wait_for(url, Duration::from_secs(60), || {
-        Command::new("curl")
-            .args(["-sf", "-o", "/dev/null", "--max-time", "2", url])
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
 pub fn release_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| project_root().join("target"), PathBuf::from)
@@ -164,7 +162,7 @@ pub fn release_dir() -> PathBuf {
 /// Submits a task and waits for it to succeed.
 pub fn smoke(stack: &Stack, token: &str) -> Result<()> {
     say!("smoke test: submitting a task");
-    let base = format!("http://127.0.0.1:{}", stack.port(ORCHESTRATOR_PORT));
+    let base = stack.url(ORCHESTRATOR);
     let auth = format!("Authorization: Bearer {token}");
     let accepted = curl(&[
         "-X",
@@ -177,9 +175,9 @@ pub fn smoke(stack: &Stack, token: &str) -> Result<()> {
         r#"{"goal":"Summarise why durable task queues matter.","priority":"high"}"#,
         &format!("{base}/v1/tasks"),
     ])?;
-    let task_id = json_field(&accepted, "task_id")?;
+    let task_id = json_str(&accepted, "task_id")?;
     let task = curl(&["-H", &auth, &format!("{base}/v1/tasks/{task_id}?wait=30")])?;
-    let status = json_field(&task, "status")?;
+    let status = json_str(&task, "status")?;
     if status != "succeeded" {
         bail!("smoke task {task_id} ended as {status}: {task}");
     }
@@ -187,7 +185,38 @@ pub fn smoke(stack: &Stack, token: &str) -> Result<()> {
     Ok(())
 }
 
-fn curl(args: &[&str]) -> Result<String> {
+/// Waits until Prometheus reports every scrape target up.
+pub fn wait_targets_up(stack: &Stack) -> Result<()> {
+    say!("waiting for every Prometheus target to be up");
+    let url = format!("{}/api/v1/targets?state=active", stack.url(PROMETHEUS));
+    let mut down = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(90) {
+        let body: serde_json::Value = serde_json::from_str(&curl(&[&url])?)?;
+        let targets = body["data"]["activeTargets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        down = targets
+            .iter()
+            .filter(|t| t["health"] != "up")
+            .map(|t| {
+                format!(
+                    "{} ({}: {})",
+                    t["labels"]["job"], t["health"], t["lastError"]
+                )
+            })
+            .collect();
+        if !targets.is_empty() && down.is_empty() {
+            say!("all {} targets up", targets.len());
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    bail!("Prometheus targets not up: {}", down.join(", "))
+}
+
+pub fn curl(args: &[&str]) -> Result<String> {
     let output = Command::new("curl")
         .args(["-sS", "--fail-with-body", "--max-time", "60"])
         .args(args)
@@ -203,7 +232,7 @@ fn curl(args: &[&str]) -> Result<String> {
     Ok(body)
 }
 
-fn json_field(body: &str, field: &str) -> Result<String> {
+fn json_str(body: &str, field: &str) -> Result<String> {
     let value: serde_json::Value =
         serde_json::from_str(body).with_context(|| format!("not JSON: {body}"))?;
     value[field]
@@ -212,43 +241,30 @@ fn json_field(body: &str, field: &str) -> Result<String> {
         .with_context(|| format!("no `{field}` in {body}"))
 }
 
-pub fn print_table(stack: &Stack) {
-    let urls = [
-        (
-            "postgres",
-            format!("postgres://127.0.0.1:{}", stack.port(stack::POSTGRES_PORT)),
-        ),
-        (
-            "llm-sim",
-            format!("http://127.0.0.1:{}", stack.port(LLM_SIM_PORT)),
-        ),
-        (
-            "orchestrator",
-            format!("http://127.0.0.1:{}", stack.port(ORCHESTRATOR_PORT)),
-        ),
-    ];
-    say!("{:<14} {:<28} {:<8} log", "component", "url", "status");
-    for (component, url) in urls {
-        let status = if stack.pid(component).is_some() {
-            "up"
-        } else {
-            "DOWN"
+/// Prints component, URL, status and log path; returns the components down.
+pub fn print_table(stack: &Stack) -> Vec<&'static str> {
+    let mut down = Vec::new();
+    say!("{:<18} {:<24} {:<9} log", "component", "url", "status");
+    for component in COMPONENTS {
+        let status = match (
+            stack.pid(*component),
+            components::is_ready(stack, *component),
+        ) {
+            (None, _) => "DOWN",
+            (Some(_), false) => "NOT READY",
+            (Some(_), true) => "up",
         };
+        if status != "up" {
+            down.push(component.name);
+        }
+        let url = format!("127.0.0.1:{}", stack.port(*component));
         say!(
-            "{component:<14} {url:<28} {status:<8} {}",
-            stack.log_path(component).display()
+            "{:<18} {url:<24} {status:<9} {}",
+            component.name,
+            stack.log_path(*component).display()
         );
     }
-}
-
-/// The API token: generated once, kept in `<state-dir>/api-token` (0600).
-fn api_token(stack: &Stack) -> Result<String> {
-    if let Ok(token) = fs::read_to_string(stack.token_path()) {
-        return Ok(token.trim().to_owned());
-    }
-    let token = random_hex(32)?;
-    write_secret(&stack.token_path(), &token)?;
-    Ok(token)
+    down
 }
 
 pub fn random_hex(bytes: usize) -> Result<String> {
@@ -274,35 +290,30 @@ pub fn write_secret(path: &Path, value: &str) -> Result<()> {
 /// Stops every component, last started first.
 pub fn stop_all(stack: &Stack) -> Result<()> {
     for component in COMPONENTS.iter().rev() {
-        if stack.stop(component, Duration::from_secs(15))? {
-            say!("stopped {component}");
+        if stack.stop(*component, Duration::from_secs(20))? {
+            say!("stopped {}", component.name);
         }
     }
     Ok(())
 }
 
-/// CI's system test: deploy in a temporary state dir on shifted ports, run
-/// the smoke checks, check the metrics with promtool, and always tear down.
-pub fn system_test(sh: &Shell) -> Result<()> {
-    let state_dir = std::env::temp_dir().join(format!("octollm-ci-{}", std::process::id()));
-    let deploy = Deploy {
+/// Deploys a throwaway stack, runs `check` against it, and always tears it
+/// down (all processes, data, backups).
+pub fn with_temporary_stack(
+    sh: &Shell,
+    name: &str,
+    port_base: u16,
+    check: impl FnOnce(&Stack) -> Result<()>,
+) -> Result<()> {
+    let state_dir = std::env::temp_dir().join(format!("octollm-{name}-{}", std::process::id()));
+    let result = Deploy {
         state_dir: state_dir.clone(),
-        port_base: 20_000,
+        port_base,
         no_smoke: false,
-    };
-    let result = deploy.run(sh).and_then(|()| {
-        let stack = Stack::open(&state_dir)?;
-        let url = format!("http://127.0.0.1:{}/metrics", stack.port(ORCHESTRATOR_PORT));
-        let metrics = cmd!(sh, "curl -sf {url}").read()?;
-        let problems = cmd!(sh, "promtool check metrics")
-            .stdin(&metrics)
-            .ignore_status()
-            .read_stderr()?;
-        if !problems.trim().is_empty() {
-            bail!("promtool check metrics on the orchestrator:\n{problems}");
-        }
-        Ok(())
-    });
+        target: Target::Local,
+    }
+    .run(sh)
+    .and_then(|()| check(&Stack::open(&state_dir)?));
     let teardown = Stack::open(&state_dir).and_then(|stack| {
         stop_all(&stack)?;
         Postgres::new(&stack).purge()
@@ -310,4 +321,30 @@ pub fn system_test(sh: &Shell) -> Result<()> {
     let _ = fs::remove_dir_all(&state_dir);
     result?;
     teardown
+}
+
+/// CI's system test: deploy on shifted ports, smoke, every target up,
+/// `promtool check metrics` clean on the services, then tear down.
+pub fn system_test(sh: &Shell) -> Result<()> {
+    with_temporary_stack(sh, "ci", 20_000, |stack| {
+        for component in [ORCHESTRATOR, stack::ALERT_SINK] {
+            let url = format!("{}/metrics", stack.url(component));
+            let metrics = cmd!(sh, "curl -sf {url}").read()?;
+            let problems = cmd!(sh, "promtool check metrics")
+                .stdin(&metrics)
+                .ignore_status()
+                .read_stderr()?;
+            if !problems.trim().is_empty() {
+                bail!("promtool check metrics on {}:\n{problems}", component.name);
+            }
+        }
+        let down = print_table(stack);
+        if !down.is_empty() {
+            bail!(
+                "status reports a healthy stack as unhealthy: {}",
+                down.join(", ")
+            );
+        }
+        Ok(())
+    })
 }

@@ -1,21 +1,23 @@
-//! The stack's PostgreSQL 15: initialised once (data checksums on), run in
-//! the foreground as user `postgres` under our supervision.
+//! The stack's PostgreSQL 15 and its pgBackRest repository: initialised once
+//! (data checksums on, 1 MB WAL segments), run in the foreground as user
+//! `postgres`, WAL archived continuously, a full backup taken at first start.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use xshell::{Shell, cmd};
 
-use super::stack::{POSTGRES_PORT, Stack, wait_for};
-use crate::say;
+use super::stack::{POSTGRES, Stack};
+use super::template::{self, Vars};
+use crate::{project_root, say};
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
-const DATABASE: &str = "octollm";
-const ROLE: &str = "octollm";
+pub const DATABASE: &str = "octollm";
+pub const ROLE: &str = "octollm";
+pub const MONITOR_ROLE: &str = "octollm_monitor";
+pub const STANZA: &str = "octollm";
 
 pub struct Postgres<'a> {
     stack: &'a Stack,
@@ -26,148 +28,199 @@ impl<'a> Postgres<'a> {
         Self { stack }
     }
 
-    fn data_dir(&self) -> PathBuf {
-        self.stack.postgres_dir().join("data")
+    fn root(&self) -> PathBuf {
+        self.stack.postgres_dir()
     }
 
-    fn socket_dir(&self) -> PathBuf {
-        self.stack.postgres_dir().join("run")
+    pub fn data_dir(&self) -> PathBuf {
+        self.root().join("data")
+    }
+
+    pub fn socket_dir(&self) -> PathBuf {
+        self.root().join("run")
+    }
+
+    pub fn pgbackrest_config(&self) -> PathBuf {
+        self.root().join("pgbackrest.conf")
+    }
+
+    pub fn backup_repo(&self) -> PathBuf {
+        self.root().join("backup-repo")
     }
 
     pub fn port(&self) -> u16 {
-        self.stack.port(POSTGRES_PORT)
+        self.stack.port(POSTGRES)
     }
 
     /// `postgres://octollm:…@127.0.0.1:<port>/octollm`
     pub fn url(&self) -> Result<String> {
         Ok(format!(
             "postgres://{ROLE}:{}@127.0.0.1:{}/{DATABASE}",
-            self.password()?,
+            self.stack.secret("postgres-password")?,
             self.port()
         ))
     }
 
-    fn password(&self) -> Result<String> {
-        let path = self
-            .stack
-            .state_dir
-            .join("secrets")
-            .join("postgres-password");
-        if let Ok(password) = fs::read_to_string(&path) {
-            return Ok(password.trim().to_owned());
-        }
-        let password = super::random_hex(24)?;
-        super::write_secret(&path, &password)?;
-        Ok(password)
+    /// The exporter's connection string (a pg_monitor role).
+    pub fn monitor_url(&self) -> Result<String> {
+        Ok(format!(
+            "postgresql://{MONITOR_ROLE}:{}@127.0.0.1:{}/postgres?sslmode=disable",
+            self.stack.secret("postgres-monitor-password")?,
+            self.port()
+        ))
     }
 
-    fn as_postgres(program: &str) -> Command {
-        let mut command = Command::new("setpriv");
-        command.args([
-            "--reuid=postgres",
-            "--regid=postgres",
-            "--init-groups",
-            "--",
-            &format!("{BIN}/{program}"),
-        ]);
+    fn vars(&self) -> Vars {
+        let path = |p: PathBuf| p.to_string_lossy().into_owned();
+        Vars::from([
+            ("POSTGRES_PORT", self.port().to_string()),
+            ("POSTGRES_SOCKET_DIR", path(self.socket_dir())),
+            ("POSTGRES_DATA_DIR", path(self.data_dir())),
+            ("PGBACKREST_CONFIG", path(self.pgbackrest_config())),
+            ("BACKUP_REPO", path(self.backup_repo())),
+            (
+                "PGBACKREST_LOG_DIR",
+                path(self.root().join("pgbackrest/log")),
+            ),
+            (
+                "PGBACKREST_LOCK_DIR",
+                path(self.root().join("pgbackrest/lock")),
+            ),
+            (
+                "PGBACKREST_SPOOL_DIR",
+                path(self.root().join("pgbackrest/spool")),
+            ),
+        ])
+    }
+
+    /// Creates the cluster the first time, and (re)writes its config files.
+    /// Returns the rendered config, part of PostgreSQL's fingerprint.
+    pub fn prepare(&self) -> Result<String> {
+        let root = self.root();
+        for dir in [
+            "run",
+            "backup-repo",
+            "pgbackrest/log",
+            "pgbackrest/lock",
+            "pgbackrest/spool",
+        ] {
+            fs::create_dir_all(root.join(dir))?;
+        }
+        let vars = self.vars();
+        let templates = project_root().join("deploy/local");
+        let pg_conf = template::render_file(&templates.join("postgresql.conf.tmpl"), &vars)?;
+        let backrest_conf = template::render_file(&templates.join("pgbackrest.conf.tmpl"), &vars)?;
+        fs::write(self.pgbackrest_config(), &backrest_conf)?;
+
+        if !self.data_dir().join("PG_VERSION").exists() {
+            say!("initialising PostgreSQL in {}", self.data_dir().display());
+            fs::create_dir_all(self.data_dir())?;
+            fs::set_permissions(self.data_dir(), fs::Permissions::from_mode(0o700))?;
+            chown_postgres(&root)?;
+            run(as_postgres(&format!("{BIN}/initdb"))
+                .arg("-D")
+                .arg(self.data_dir())
+                .args([
+                    "--username=postgres",
+                    "--auth-local=peer",
+                    "--auth-host=scram-sha-256",
+                    "--data-checksums",
+                    "--wal-segsize=1",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-instructions",
+                ]))
+            .context("initdb")?;
+            let conf = self.data_dir().join("postgresql.conf");
+            let mut text = fs::read_to_string(&conf)?;
+            text.push_str("\n# Settings of the OctoLLM local stack.\ninclude_dir = 'conf.d'\n");
+            fs::write(&conf, text)?;
+        }
+        fs::create_dir_all(self.data_dir().join("conf.d"))?;
+        fs::write(self.data_dir().join("conf.d/octollm.conf"), &pg_conf)?;
+        chown_postgres(&root)?;
+        Ok(format!("{pg_conf}{backrest_conf}"))
+    }
+
+    pub fn command(&self) -> Command {
+        let mut command = as_postgres(&format!("{BIN}/postgres"));
+        command.arg("-D").arg(self.data_dir());
         command
     }
 
-    /// Creates the cluster the first time; later runs keep its data.
-    pub fn init(&self, sh: &Shell) -> Result<()> {
-        let root = self.stack.postgres_dir();
-        fs::create_dir_all(self.socket_dir())?;
-        if self.data_dir().join("PG_VERSION").exists() {
-            return Ok(());
-        }
-        say!("initialising PostgreSQL in {}", self.data_dir().display());
-        fs::create_dir_all(self.data_dir())?;
-        fs::set_permissions(self.data_dir(), fs::Permissions::from_mode(0o700))?;
-        let root_str = root.to_string_lossy().to_string();
-        cmd!(sh, "chown -R postgres:postgres {root_str}").run()?;
-        let output = Self::as_postgres("initdb")
-            .arg("-D")
-            .arg(self.data_dir())
-            .args([
-                "--username=postgres",
-                "--auth-local=peer",
-                "--auth-host=scram-sha-256",
-                "--data-checksums",
-                "--encoding=UTF8",
-                "--locale=C.UTF-8",
-                "--no-instructions",
-            ])
-            .output()
-            .context("cannot run initdb")?;
-        if !output.status.success() {
-            bail!(
-                "initdb failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Ok(())
-    }
-
-    pub fn start(&self) -> Result<()> {
-        if self.stack.pid("postgres").is_some() {
-            return Ok(());
-        }
-        let mut command = Self::as_postgres("postgres");
-        command
-            .arg("-D")
-            .arg(self.data_dir())
-            .arg("-p")
-            .arg(self.port().to_string())
-            .arg("-k")
+    pub fn is_ready(&self) -> bool {
+        // As `postgres` over the socket (peer auth), so probes log no failures.
+        as_postgres(&format!("{BIN}/pg_isready"))
+            .arg("-h")
             .arg(self.socket_dir())
             .args([
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "max_connections=200",
-            ]);
-        self.stack.spawn("postgres", command)?;
-        let socket = self.socket_dir();
-        let port = self.port().to_string();
-        wait_for("postgres", Duration::from_secs(30), || {
-            Command::new(format!("{BIN}/pg_isready"))
-                .arg("-h")
-                .arg(&socket)
-                .args(["-p", &port, "-q"])
-                .status()
-                .is_ok_and(|s| s.success())
-        })
+                "-p",
+                &self.port().to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-q",
+            ])
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
-    /// Creates the application role and database when missing.
+    /// Creates the application and monitoring roles and the database.
     pub fn provision(&self) -> Result<()> {
-        let password = self.password()?;
+        let app = self.stack.secret("postgres-password")?;
+        let monitor = self.stack.secret("postgres-monitor-password")?;
         self.psql(&format!(
             "DO $$ BEGIN
                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') THEN
                  CREATE ROLE {ROLE} LOGIN;
                END IF;
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{MONITOR_ROLE}') THEN
+                 CREATE ROLE {MONITOR_ROLE} LOGIN IN ROLE pg_monitor;
+               END IF;
              END $$;
-             ALTER ROLE {ROLE} PASSWORD '{password}';"
+             ALTER ROLE {ROLE} PASSWORD '{app}';
+             ALTER ROLE {MONITOR_ROLE} PASSWORD '{monitor}';"
         ))?;
-        let exists = self.psql(&format!(
-            "SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"
-        ))?;
-        if exists.trim() != "1" {
+        if self
+            .psql(&format!(
+                "SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"
+            ))?
+            .trim()
+            != "1"
+        {
             self.psql(&format!("CREATE DATABASE {DATABASE} OWNER {ROLE}"))?;
         }
         Ok(())
     }
 
-    fn psql(&self, sql: &str) -> Result<String> {
-        let output = Command::new("setpriv")
-            .args([
-                "--reuid=postgres",
-                "--regid=postgres",
-                "--init-groups",
-                "--",
-            ])
-            .arg(format!("{BIN}/psql"))
+    /// Creates the pgBackRest stanza, checks archiving, and takes the first
+    /// full backup when the repository has none.
+    pub fn ensure_backups(&self) -> Result<()> {
+        self.pgbackrest(&["stanza-create"])
+            .context("pgbackrest stanza-create")?;
+        self.pgbackrest(&["check"])
+            .context("pgbackrest check (is WAL archiving working?)")?;
+        let info: serde_json::Value =
+            serde_json::from_str(&self.pgbackrest(&["info", "--output=json"])?)?;
+        let backups = info[0]["backup"].as_array().map_or(0, Vec::len);
+        if backups == 0 {
+            say!("taking the initial full backup (pgBackRest)");
+            self.pgbackrest(&["backup", "--type=full"])
+                .context("initial full backup")?;
+        }
+        Ok(())
+    }
+
+    pub fn pgbackrest(&self, args: &[&str]) -> Result<String> {
+        run(as_postgres("pgbackrest")
+            .arg(format!("--config={}", self.pgbackrest_config().display()))
+            .arg(format!("--stanza={STANZA}"))
+            .args(args))
+    }
+
+    pub fn psql(&self, sql: &str) -> Result<String> {
+        run(as_postgres(&format!("{BIN}/psql"))
             .arg("-h")
             .arg(self.socket_dir())
             .args([
@@ -178,21 +231,50 @@ impl<'a> Postgres<'a> {
                 "-d",
                 "postgres",
             ])
-            .args(["-v", "ON_ERROR_STOP=1", "-qtA", "-c", sql])
-            .output()
-            .context("cannot run psql")?;
-        if !output.status.success() {
-            bail!("psql failed: {}", String::from_utf8_lossy(&output.stderr));
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+            .args(["-v", "ON_ERROR_STOP=1", "-qtA", "-c", sql]))
     }
 
-    /// Removes the cluster's data (for `down --purge`).
+    /// Removes the cluster and its backups (for `down --purge`).
     pub fn purge(&self) -> Result<()> {
-        let root = self.stack.postgres_dir();
+        let root = self.root();
         if root.exists() {
             fs::remove_dir_all(&root)?;
         }
         Ok(())
     }
+}
+
+fn as_postgres(program: &str) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args([
+        "--reuid=postgres",
+        "--regid=postgres",
+        "--init-groups",
+        "--",
+        program,
+    ]);
+    command
+}
+
+fn chown_postgres(path: &std::path::Path) -> Result<()> {
+    run(Command::new("chown")
+        .arg("-R")
+        .arg("postgres:postgres")
+        .arg(path))
+    .map(drop)
+}
+
+fn run(command: &mut Command) -> Result<String> {
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{} failed: {}{}",
+            command.get_program().to_string_lossy(),
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

@@ -9,7 +9,15 @@ use crate::{container_engine, say};
 pub const PACKAGES: &[&str] = &[
     "postgresql-15",
     "postgresql-client-15",
-    "prometheus", // promtool
+    "pgbackrest",
+    "redis-server",
+    "redis-tools",
+    "prometheus",              // also promtool
+    "prometheus-alertmanager", // also amtool
+    "prometheus-pushgateway",
+    "prometheus-node-exporter",
+    "prometheus-postgres-exporter",
+    "prometheus-redis-exporter",
     "curl",
     "util-linux", // setpriv
 ];

@@ -1,7 +1,9 @@
-//! `Stack`: where a local stack lives: its state directory, ports, pid and
-//! log files, and the supervised background processes.
+//! `Stack`: where a local stack lives (state directory, ports, pid, log and
+//! fingerprint files) and how its background processes are started, watched
+//! and stopped.
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -9,13 +11,55 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// Default ports (TARGET.md §3), shifted by `--port-base`.
-pub const ORCHESTRATOR_PORT: u16 = 8000;
-pub const LLM_SIM_PORT: u16 = 8090;
-pub const POSTGRES_PORT: u16 = 5432;
+/// One process of the local stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Component {
+    pub name: &'static str,
+    /// Port before `--port-base` is added (TARGET.md §3 for the services).
+    pub default_port: u16,
+}
 
-/// The components, in start order.
-pub const COMPONENTS: &[&str] = &["postgres", "llm-sim", "orchestrator"];
+const fn component(name: &'static str, default_port: u16) -> Component {
+    Component { name, default_port }
+}
+
+pub const POSTGRES: Component = component("postgres", 5432);
+pub const REDIS: Component = component("redis", 6379);
+pub const LLM_SIM: Component = component("llm-sim", 8090);
+pub const ORCHESTRATOR: Component = component("orchestrator", 8000);
+pub const ALERT_SINK: Component = component("alert-sink", 9095);
+pub const PUSHGATEWAY: Component = component("pushgateway", 9091);
+pub const NODE_EXPORTER: Component = component("node-exporter", 9100);
+pub const POSTGRES_EXPORTER: Component = component("postgres-exporter", 9187);
+pub const REDIS_EXPORTER: Component = component("redis-exporter", 9121);
+pub const ALERTMANAGER: Component = component("alertmanager", 9093);
+pub const PROMETHEUS: Component = component("prometheus", 9090);
+
+/// Every component, in start order (dependencies first).
+pub const COMPONENTS: &[Component] = &[
+    POSTGRES,
+    REDIS,
+    LLM_SIM,
+    ORCHESTRATOR,
+    ALERT_SINK,
+    PUSHGATEWAY,
+    NODE_EXPORTER,
+    POSTGRES_EXPORTER,
+    REDIS_EXPORTER,
+    ALERTMANAGER,
+    PROMETHEUS,
+];
+
+pub fn find(name: &str) -> Result<Component> {
+    COMPONENTS
+        .iter()
+        .copied()
+        .find(|c| c.name == name)
+        .with_context(|| {
+            let names: Vec<&str> = COMPONENTS.iter().map(|c| c.name).collect();
+            format!("no component {name:?}; components: {}", names.join(", "))
+        })
+}
 
 pub struct Stack {
     pub state_dir: PathBuf,
@@ -24,8 +68,9 @@ pub struct Stack {
 
 impl Stack {
     pub fn new(state_dir: &Path, port_base: u16) -> Result<Self> {
-        fs::create_dir_all(state_dir.join("logs"))?;
-        fs::create_dir_all(state_dir.join("run"))?;
+        for sub in ["logs", "run", "config", "data", "secrets"] {
+            fs::create_dir_all(state_dir.join(sub))?;
+        }
         let state_dir = state_dir
             .canonicalize()
             .with_context(|| format!("state directory {}", state_dir.display()))?;
@@ -46,23 +91,54 @@ impl Stack {
         Self::new(state_dir, base.trim().parse()?)
     }
 
-    pub fn port(&self, default: u16) -> u16 {
-        default + self.port_base
+    pub fn port(&self, component: Component) -> u16 {
+        component.default_port + self.port_base
     }
 
-    pub fn log_path(&self, component: &str) -> PathBuf {
-        self.state_dir.join("logs").join(format!("{component}.log"))
+    pub fn url(&self, component: Component) -> String {
+        format!("http://127.0.0.1:{}", self.port(component))
     }
 
-    fn pid_path(&self, component: &str) -> PathBuf {
-        self.state_dir.join("run").join(format!("{component}.pid"))
+    pub fn log_path(&self, component: Component) -> PathBuf {
+        self.state_dir
+            .join("logs")
+            .join(format!("{}.log", component.name))
+    }
+
+    fn run_file(&self, component: Component, ext: &str) -> PathBuf {
+        self.state_dir
+            .join("run")
+            .join(format!("{}.{ext}", component.name))
+    }
+
+    pub fn config_path(&self, file: &str) -> PathBuf {
+        self.state_dir.join("config").join(file)
+    }
+
+    pub fn data_dir(&self, component: Component) -> PathBuf {
+        self.state_dir.join("data").join(component.name)
+    }
+
+    pub fn secret_path(&self, name: &str) -> PathBuf {
+        self.state_dir.join("secrets").join(name)
     }
 
     pub fn token_path(&self) -> PathBuf {
         self.state_dir.join("api-token")
     }
 
-    /// PostgreSQL's data lives where the `postgres` user can reach it even
+    /// A secret generated once and kept (mode 0600) in `secrets/`.
+    pub fn secret(&self, name: &str) -> Result<String> {
+        let path = self.secret_path(name);
+        if let Ok(value) = fs::read_to_string(&path) {
+            return Ok(value.trim().to_owned());
+        }
+        let value = super::random_hex(24)?;
+        super::write_secret(&path, &value)?;
+        Ok(value)
+    }
+
+    /// PostgreSQL's files live where the `postgres` user can reach them even
     /// when the state directory is under /root: /var/lib/octollm/<stack id>.
     pub fn postgres_dir(&self) -> PathBuf {
         let name = self
@@ -73,61 +149,126 @@ impl Stack {
         PathBuf::from("/var/lib/octollm").join(name)
     }
 
-    pub fn pid(&self, component: &str) -> Option<i32> {
-        let pid: i32 = fs::read_to_string(self.pid_path(component))
+    /// The pid of a live process of the component, if any.
+    pub fn pid(&self, component: Component) -> Option<i32> {
+        let pid: i32 = fs::read_to_string(self.run_file(component, "pid"))
             .ok()?
             .trim()
             .parse()
             .ok()?;
-        Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+        is_alive(pid).then_some(pid)
     }
 
-    /// Starts `program` detached (own process group, survives xtask), output
-    /// appended to the component's log, pid recorded.
-    pub fn spawn(&self, component: &str, mut command: Command) -> Result<i32> {
-        let log = fs::OpenOptions::new()
+    /// What the running process was started from (binary, args, env, config).
+    pub fn fingerprint(&self, component: Component) -> Option<String> {
+        fs::read_to_string(self.run_file(component, "fingerprint")).ok()
+    }
+
+    /// Starts `command` detached (own process group, outlives xtask), output
+    /// appended to the component's log, pid and fingerprint recorded.
+    pub fn spawn(
+        &self,
+        component: Component,
+        mut command: Command,
+        fingerprint: &str,
+    ) -> Result<i32> {
+        let mut log = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path(component))?;
+        writeln!(
+            log,
+            "---- started by cargo xtask at {:?} ----",
+            std::time::SystemTime::now()
+        )?;
         let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .process_group(0)
             .spawn()
-            .with_context(|| format!("cannot start {component}"))?;
+            .with_context(|| format!("cannot start {}", component.name))?;
         let pid = i32::try_from(child.id())?;
-        fs::write(self.pid_path(component), pid.to_string())?;
+        fs::write(self.run_file(component, "pid"), pid.to_string())?;
+        fs::write(self.run_file(component, "fingerprint"), fingerprint)?;
         Ok(pid)
     }
 
     /// SIGTERM, then SIGKILL after `grace`. Returns whether it was running.
-    pub fn stop(&self, component: &str, grace: Duration) -> Result<bool> {
-        let Some(pid) = self.pid(component) else {
-            let _ = fs::remove_file(self.pid_path(component));
+    pub fn stop(&self, component: Component, grace: Duration) -> Result<bool> {
+        let running = self.pid(component);
+        let _ = fs::remove_file(self.run_file(component, "fingerprint"));
+        let Some(pid) = running else {
+            let _ = fs::remove_file(self.run_file(component, "pid"));
             return Ok(false);
         };
         signal(pid, "TERM")?;
         let started = Instant::now();
-        while started.elapsed() < grace {
-            if self.pid(component).is_none() || is_zombie(pid) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        while started.elapsed() < grace && is_alive(pid) {
+            std::thread::sleep(Duration::from_millis(50));
         }
-        if self.pid(component).is_some() && !is_zombie(pid) {
+        if is_alive(pid) {
             signal(pid, "KILL")?;
         }
-        let _ = fs::remove_file(self.pid_path(component));
+        let _ = fs::remove_file(self.run_file(component, "pid"));
         Ok(true)
     }
 
     /// The last `lines` lines of a component's log, for failure reports.
-    pub fn log_tail(&self, component: &str, lines: usize) -> String {
+    pub fn log_tail(&self, component: Component, lines: usize) -> String {
         let text = fs::read_to_string(self.log_path(component)).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
+
+    /// Fails clearly when something other than our own process holds the port.
+    pub fn check_port_free(&self, component: Component) -> Result<()> {
+        let port = self.port(component);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            bail!(
+                "port {port} ({}) is already in use by another process; stop it, or deploy with --port-base N to shift every port",
+                component.name
+            );
+        }
+        Ok(())
+    }
+
+    /// Takes the deploy lock; a second deploy exits with a clear message.
+    pub fn lock(&self) -> Result<DeployLock> {
+        let path = self.state_dir.join("deploy.lock");
+        if let Ok(text) = fs::read_to_string(&path)
+            && let Ok(pid) = text.trim().parse::<i32>()
+            && pid != i32::try_from(std::process::id()).unwrap_or(0)
+            && is_alive(pid)
+        {
+            bail!(
+                "stack already being deployed (pid {pid}, lock {}); wait for it to finish",
+                path.display()
+            );
+        }
+        fs::write(&path, std::process::id().to_string())?;
+        Ok(DeployLock(path))
+    }
+}
+
+/// Removes the deploy lock when dropped.
+pub struct DeployLock(PathBuf);
+
+impl Drop for DeployLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+fn is_alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            // The state follows the parenthesised command name.
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
 }
 
 fn signal(pid: i32, name: &str) -> Result<()> {
@@ -135,16 +276,10 @@ fn signal(pid: i32, name: &str) -> Result<()> {
         .args([format!("-{name}"), pid.to_string()])
         .stderr(Stdio::null())
         .status()?;
-    if !status.success() && Path::new(&format!("/proc/{pid}")).exists() {
+    if !status.success() && is_alive(pid) {
         bail!("cannot send SIG{name} to {pid}");
     }
     Ok(())
-}
-
-fn is_zombie(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.split_whitespace().nth(2) == Some("Z"))
-        .unwrap_or(true)
 }
 
 /// Polls `probe` until it succeeds or `deadline` passes.

@@ -1,0 +1,310 @@
+//! How each component of the local stack is launched and probed.
+
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::postgres::Postgres;
+use super::stack::*;
+use super::template::{self, Vars};
+use super::{env_template, release_dir, write_secret};
+use crate::project_root;
+
+/// Prometheus and Alertmanager timings; `alert-sim` compresses them.
+pub struct Timings {
+    pub scrape_interval: &'static str,
+    pub evaluation_interval: &'static str,
+    pub group_wait: &'static str,
+    pub group_interval: &'static str,
+}
+
+pub const DEFAULT_TIMINGS: Timings = Timings {
+    scrape_interval: "15s",
+    evaluation_interval: "15s",
+    group_wait: "30s",
+    group_interval: "5m",
+};
+
+/// A component ready to start, and what identifies this exact launch.
+pub struct Launch {
+    pub command: Command,
+    pub fingerprint: String,
+}
+
+impl Launch {
+    fn new(command: Command, rendered_config: &str) -> Self {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        format!("{command:?}").hash(&mut hasher);
+        rendered_config.hash(&mut hasher);
+        // A rebuilt binary is a change too.
+        let program = Path::new(command.get_program());
+        if let Ok(meta) = std::fs::metadata(program) {
+            meta.len().hash(&mut hasher);
+            meta.modified().ok().hash(&mut hasher);
+        }
+        Self {
+            command,
+            fingerprint: format!("{:016x}", hasher.finish()),
+        }
+    }
+}
+
+fn service(binary: &str) -> Command {
+    Command::new(release_dir().join(binary))
+}
+
+fn listen(stack: &Stack, component: Component) -> String {
+    format!("127.0.0.1:{}", stack.port(component))
+}
+
+/// Renders a config template into the state directory; returns its text.
+fn render(stack: &Stack, template: &str, file: &str, vars: &Vars) -> Result<String> {
+    let text = template::render_file(&project_root().join(template), vars)?;
+    std::fs::write(stack.config_path(file), &text)?;
+    Ok(text)
+}
+
+fn port_vars(stack: &Stack) -> Vars {
+    let mut vars = Vars::new();
+    for (name, component) in [
+        ("ORCHESTRATOR_PORT", ORCHESTRATOR),
+        ("LLM_SIM_PORT", LLM_SIM),
+        ("ALERT_SINK_PORT", ALERT_SINK),
+        ("POSTGRES_EXPORTER_PORT", POSTGRES_EXPORTER),
+        ("REDIS_EXPORTER_PORT", REDIS_EXPORTER),
+        ("NODE_EXPORTER_PORT", NODE_EXPORTER),
+        ("PUSHGATEWAY_PORT", PUSHGATEWAY),
+        ("PROMETHEUS_PORT", PROMETHEUS),
+        ("ALERTMANAGER_PORT", ALERTMANAGER),
+        ("REDIS_PORT", REDIS),
+    ] {
+        vars.insert(name, stack.port(component).to_string());
+    }
+    vars
+}
+
+pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<Launch> {
+    let data = stack.data_dir(component);
+    std::fs::create_dir_all(&data)?;
+    let data_str = data.to_string_lossy().into_owned();
+    let pg = Postgres::new(stack);
+    Ok(match component.name {
+        "postgres" => {
+            let config = pg.prepare()?;
+            Launch::new(pg.command(), &config)
+        }
+        "redis" => {
+            let mut vars = port_vars(stack);
+            vars.insert("REDIS_DATA_DIR", data_str);
+            vars.insert("REDIS_PASSWORD", stack.secret("redis-password")?);
+            let config = render(stack, "deploy/local/redis.conf.tmpl", "redis.conf", &vars)?;
+            let mut command = Command::new("redis-server");
+            command.arg(stack.config_path("redis.conf"));
+            Launch::new(command, &config)
+        }
+        "llm-sim" => {
+            let mut command = service("llm-sim");
+            command
+                .envs(env_template("llm-sim")?)
+                .env("LLM_SIM_LISTEN", listen(stack, component));
+            Launch::new(command, "")
+        }
+        "orchestrator" => {
+            let mut command = service("orchestrator");
+            command
+                .envs(env_template("orchestrator")?)
+                .env("OCTOLLM_LISTEN", listen(stack, component))
+                .env("OCTOLLM_API_TOKEN_FILE", stack.token_path())
+                .env("DATABASE_URL", pg.url()?)
+                .env("LLM_BASE_URL", format!("{}/v1", stack.url(LLM_SIM)));
+            Launch::new(command, "")
+        }
+        "alert-sink" => {
+            let token = stack.secret("alert-sink-token")?;
+            let mut command = service("alert-sink");
+            command
+                .envs(env_template("alert-sink")?)
+                .env("OCTOLLM_LISTEN", listen(stack, component))
+                .env("OCTOLLM_API_TOKEN", token)
+                .env("ALERT_SINK_DIR", &data);
+            Launch::new(command, "")
+        }
+        "pushgateway" => {
+            let mut command = Command::new("prometheus-pushgateway");
+            command
+                .arg(format!("--web.listen-address={}", listen(stack, component)))
+                .arg(format!("--persistence.file={data_str}/metrics"))
+                .arg("--persistence.interval=30s");
+            Launch::new(command, "")
+        }
+        "node-exporter" => {
+            let mut command = Command::new("prometheus-node-exporter");
+            command
+                .arg(format!("--web.listen-address={}", listen(stack, component)))
+                .arg("--collector.disable-defaults")
+                .args([
+                    "--collector.cpu",
+                    "--collector.meminfo",
+                    "--collector.filesystem",
+                ])
+                .args([
+                    "--collector.loadavg",
+                    "--collector.netdev",
+                    "--collector.diskstats",
+                ])
+                .args([
+                    "--collector.filefd",
+                    "--collector.stat",
+                    "--collector.uname",
+                ]);
+            Launch::new(command, "")
+        }
+        "postgres-exporter" => {
+            let mut command = Command::new("prometheus-postgres-exporter");
+            command
+                .arg(format!("--web.listen-address={}", listen(stack, component)))
+                .env("DATA_SOURCE_NAME", pg.monitor_url()?);
+            Launch::new(command, "")
+        }
+        "redis-exporter" => {
+            let mut command = Command::new("prometheus-redis-exporter");
+            command
+                .arg(format!("--web.listen-address={}", listen(stack, component)))
+                .arg(format!(
+                    "--redis.addr=redis://127.0.0.1:{}",
+                    stack.port(REDIS)
+                ))
+                .env("REDIS_PASSWORD", stack.secret("redis-password")?);
+            Launch::new(command, "")
+        }
+        "alertmanager" => {
+            let token_file = stack.secret_path("alert-sink-token");
+            stack.secret("alert-sink-token")?;
+            let mut vars = port_vars(stack);
+            vars.insert("ALERT_SINK_URL", stack.url(ALERT_SINK));
+            vars.insert(
+                "ALERT_SINK_TOKEN_FILE",
+                token_file.to_string_lossy().into_owned(),
+            );
+            vars.insert("GROUP_WAIT", timings.group_wait.to_owned());
+            vars.insert("GROUP_INTERVAL", timings.group_interval.to_owned());
+            let config = render(
+                stack,
+                "deploy/monitoring/alertmanager.yml.tmpl",
+                "alertmanager.yml",
+                &vars,
+            )?;
+            let mut command = Command::new("prometheus-alertmanager");
+            command
+                .arg(format!(
+                    "--config.file={}",
+                    stack.config_path("alertmanager.yml").display()
+                ))
+                .arg(format!("--storage.path={data_str}"))
+                .arg(format!("--web.listen-address={}", listen(stack, component)))
+                .arg("--cluster.listen-address=");
+            Launch::new(command, &config)
+        }
+        "prometheus" => {
+            let mut vars = port_vars(stack);
+            vars.insert(
+                "RULES_DIR",
+                project_root()
+                    .join("deploy/monitoring/rules")
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            vars.insert("SCRAPE_INTERVAL", timings.scrape_interval.to_owned());
+            vars.insert(
+                "EVALUATION_INTERVAL",
+                timings.evaluation_interval.to_owned(),
+            );
+            let mut config = render(
+                stack,
+                "deploy/local/prometheus.yml.tmpl",
+                "prometheus.yml",
+                &vars,
+            )?;
+            // Rule changes restart Prometheus too.
+            for entry in std::fs::read_dir(project_root().join("deploy/monitoring/rules"))? {
+                config.push_str(&std::fs::read_to_string(entry?.path())?);
+            }
+            let mut command = Command::new("prometheus");
+            command
+                .arg(format!(
+                    "--config.file={}",
+                    stack.config_path("prometheus.yml").display()
+                ))
+                .arg(format!("--storage.tsdb.path={data_str}"))
+                .arg("--storage.tsdb.retention.time=30d")
+                .arg(format!("--web.listen-address={}", listen(stack, component)))
+                .arg("--web.enable-lifecycle");
+            Launch::new(command, &config)
+        }
+        other => anyhow::bail!("no launcher for {other}"),
+    })
+}
+
+/// Whether the component answers its readiness probe.
+pub fn is_ready(stack: &Stack, component: Component) -> bool {
+    let path = match component.name {
+        "postgres" => return Postgres::new(stack).is_ready(),
+        "redis" => {
+            return stack.secret("redis-password").is_ok_and(|password| {
+                Command::new("redis-cli")
+                    .args([
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        &stack.port(REDIS).to_string(),
+                        "ping",
+                    ])
+                    .env("REDISCLI_AUTH", password)
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG")
+            });
+        }
+        "llm-sim" | "orchestrator" | "alert-sink" => "/ready",
+        "pushgateway" | "alertmanager" | "prometheus" => "/-/ready",
+        _ => "/metrics",
+    };
+    http_ok(&format!("{}{path}", stack.url(component)))
+}
+
+pub fn http_ok(url: &str) -> bool {
+    Command::new("curl")
+        .args(["-sf", "-o", "/dev/null", "--max-time", "2", url])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// What must happen once a component is up, before the next one starts.
+pub fn after_start(stack: &Stack, component: Component) -> Result<()> {
+    if component == POSTGRES {
+        let pg = Postgres::new(stack);
+        pg.provision()?;
+        pg.ensure_backups()?;
+    }
+    Ok(())
+}
+
+/// Readiness deadline of each component.
+pub fn ready_within(component: Component) -> Duration {
+    match component.name {
+        "postgres" | "orchestrator" | "prometheus" => Duration::from_secs(90),
+        _ => Duration::from_secs(30),
+    }
+}
+
+/// Keeps a copy of the API token for tools that need a file path.
+pub fn ensure_token(stack: &Stack) -> Result<String> {
+    if let Ok(token) = std::fs::read_to_string(stack.token_path()) {
+        return Ok(token.trim().to_owned());
+    }
+    let token = super::random_hex(32)?;
+    write_secret(&stack.token_path(), &token).context("writing the API token")?;
+    Ok(token)
+}

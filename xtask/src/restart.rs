@@ -1,0 +1,32 @@
+//! `cargo xtask restart <component>`: stop one component and start it again
+//! with its current configuration.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use xshell::Shell;
+
+use crate::deploy::components::DEFAULT_TIMINGS;
+use crate::deploy::stack::{self, Stack};
+use crate::{deploy, say};
+
+#[derive(clap::Args)]
+pub struct Restart {
+    /// Component name, as `cargo xtask status` lists it.
+    component: String,
+    #[arg(long, default_value = ".octollm")]
+    state_dir: PathBuf,
+}
+
+impl Restart {
+    pub fn run(&self, _sh: &Shell) -> Result<()> {
+        let stack = Stack::open(&self.state_dir)?;
+        let component = stack::find(&self.component)?;
+        let _lock = stack.lock()?;
+        stack.stop(component, Duration::from_secs(20))?;
+        deploy::reconcile(&stack, component, &DEFAULT_TIMINGS)?;
+        say!("{} restarted", component.name);
+        Ok(())
+    }
+}
