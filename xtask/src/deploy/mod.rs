@@ -329,7 +329,8 @@ pub fn system_test(sh: &Shell) -> Result<()> {
     with_temporary_stack(sh, "ci", 20_000, |stack| {
         for component in [ORCHESTRATOR, stack::ALERT_SINK] {
             let url = format!("{}/metrics", stack.url(component));
-            let metrics = cmd!(sh, "curl -sf {url}").read()?;
+            // `read` trims the final newline, which the exposition format needs.
+            let metrics = cmd!(sh, "curl -sf {url}").read()? + "\n";
             let problems = cmd!(sh, "promtool check metrics")
                 .stdin(&metrics)
                 .ignore_status()
