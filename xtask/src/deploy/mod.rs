@@ -84,6 +84,7 @@ impl Deploy {
                 )
             })?;
         }
+        push_backup_metrics(&stack)?;
         if !self.no_smoke {
             smoke(&stack, &token)?;
         }
@@ -182,6 +183,29 @@ pub fn smoke(stack: &Stack, token: &str) -> Result<()> {
         bail!("smoke task {task_id} ended as {status}: {task}");
     }
     say!("smoke task {task_id} succeeded");
+    Ok(())
+}
+
+/// Publishes the PostgreSQL backups' age, duration and size on the
+/// Pushgateway (grouping key job=octollm-backup, store=postgres).
+pub fn push_backup_metrics(stack: &Stack) -> Result<()> {
+    let text = Postgres::new(stack).backup_metrics()?;
+    let url = format!("{}/metrics/job/octollm-backup/store/postgres", stack.url(stack::PUSHGATEWAY));
+    let output = Command::new("curl")
+        .args(["-sS", "--fail-with-body", "--max-time", "10", "--data-binary", "@-", &url])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            if let Some(mut stdin) = child.stdin.take() {
+                std::io::Write::write_all(&mut stdin, text.as_bytes())?;
+            }
+            child.wait_with_output()
+        })?;
+    if !output.status.success() {
+        bail!("pushing backup metrics: {}", String::from_utf8_lossy(&output.stdout));
+    }
     Ok(())
 }
 

@@ -212,6 +212,35 @@ impl<'a> Postgres<'a> {
         Ok(())
     }
 
+    /// The newest backup of each kind, as Prometheus text for the
+    /// Pushgateway (the names of TARGET.md §4), from `pgbackrest info`.
+    pub fn backup_metrics(&self) -> Result<String> {
+        let info: serde_json::Value =
+            serde_json::from_str(&self.pgbackrest(&["info", "--output=json"])?)?;
+        let mut text = String::from(
+            "# TYPE octollm_backup_last_success_timestamp_seconds gauge\n\
+             # TYPE octollm_backup_duration_seconds gauge\n\
+             # TYPE octollm_backup_size_bytes gauge\n",
+        );
+        let backups = info[0]["backup"].as_array().cloned().unwrap_or_default();
+        for kind in ["full", "diff", "incr"] {
+            // Backups are listed oldest first.
+            let Some(last) = backups.iter().rev().find(|b| b["type"] == kind) else {
+                continue;
+            };
+            let stop = last["timestamp"]["stop"].as_i64().unwrap_or(0);
+            let start = last["timestamp"]["start"].as_i64().unwrap_or(stop);
+            let size = last["info"]["repository"]["delta"].as_i64().unwrap_or(0);
+            text.push_str(&format!(
+                "octollm_backup_last_success_timestamp_seconds{{kind=\"{kind}\"}} {stop}\n\
+                 octollm_backup_duration_seconds{{kind=\"{kind}\"}} {}\n\
+                 octollm_backup_size_bytes{{kind=\"{kind}\"}} {size}\n",
+                stop - start
+            ));
+        }
+        Ok(text)
+    }
+
     pub fn pgbackrest(&self, args: &[&str]) -> Result<String> {
         run(as_postgres("pgbackrest")
             .arg(format!("--config={}", self.pgbackrest_config().display()))
