@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::completion::CompletionFeed;
 use crate::error::ApiError;
 use crate::metrics::TaskMetrics;
+use crate::screening::{ReflexScreen, Screening};
 use crate::store::{CancelOutcome, ListCursor, StepRecord, TaskRecord, TaskStore, Usage};
 use crate::task::{Budget, Priority, SubmitTask, TaskStatus, TaskType};
 
@@ -35,6 +36,8 @@ pub struct ApiState {
     pub queue_depth: Arc<AtomicI64>,
     pub wake_workers: Arc<Notify>,
     pub max_wait: Duration,
+    /// The reflex layer, when configured.
+    pub screen: Option<Arc<ReflexScreen>>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -176,13 +179,13 @@ pub struct ListQuery {
 /// Submit a task. It is committed to the database before the 202.
 #[utoipa::path(post, path = "/v1/tasks", tag = "tasks", request_body = SubmitTask,
     responses(
-        (status = 202, body = Accepted, description = "Accepted and durably queued."),
+        (status = 202, body = Accepted, description = "Durably recorded: `queued`, or `rejected` when screening blocked it."),
         (status = 400, body = service_kit::Problem, description = "Malformed JSON."),
         (status = 413, body = service_kit::Problem, description = "Body too large."),
         (status = 415, body = service_kit::Problem, description = "Not JSON."),
         (status = 422, body = service_kit::Problem, description = "A field is out of bounds; `errors` names each."),
         (status = 429, body = service_kit::Problem, description = "Queue full; see Retry-After."),
-        (status = 503, body = service_kit::Problem, description = "Database unavailable.")))]
+        (status = 503, body = service_kit::Problem, description = "Database or (failing closed) reflex layer unavailable.")))]
 async fn submit_task(
     axum::extract::State(state): axum::extract::State<ApiState>,
     ApiJson(submission): ApiJson<SubmitTask>,
@@ -195,22 +198,41 @@ async fn submit_task(
             bound: state.queue_bound,
         });
     }
-    let (id, _) = state.store.insert(&task).await?;
-    let depth = state.queue_depth.fetch_add(1, Ordering::Relaxed) + 1;
-    state.metrics.queue_depth.set(depth);
+    let rejection = match &state.screen {
+        Some(screen) => match screen.screen(&task.screening_text()).await? {
+            Screening::Rejected(reason) => Some(reason),
+            Screening::Allowed | Screening::Unscreened => None,
+        },
+        None => None,
+    };
+    let (id, _) = state.store.insert(&task, rejection.as_deref()).await?;
+    let task_type = task.task_type.as_str();
     state
         .metrics
         .created
-        .with_label_values(&[task.task_type.as_str(), task.priority.as_str()])
+        .with_label_values(&[task_type, task.priority.as_str()])
         .inc();
-    state.wake_workers.notify_one();
-    tracing::info!(task_id = %id, task_type = task.task_type.as_str(), priority = task.priority.as_str(), "task accepted");
+    let status = if let Some(reason) = &rejection {
+        state
+            .metrics
+            .completed
+            .with_label_values(&[task_type, TaskStatus::Rejected.as_str()])
+            .inc();
+        tracing::warn!(task_id = %id, task_type, %reason, "task rejected by screening");
+        TaskStatus::Rejected
+    } else {
+        let depth = state.queue_depth.fetch_add(1, Ordering::Relaxed) + 1;
+        state.metrics.queue_depth.set(depth);
+        state.wake_workers.notify_one();
+        tracing::info!(task_id = %id, task_type, priority = task.priority.as_str(), "task accepted");
+        TaskStatus::Queued
+    };
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, format!("/v1/tasks/{id}"))],
         ApiJson(Accepted {
             task_id: id,
-            status: TaskStatus::Queued,
+            status,
         }),
     ))
 }

@@ -49,6 +49,24 @@ pub struct Args {
     #[arg(long, env = "OCTOLLM_MAX_TASK_ATTEMPTS", default_value_t = 3)]
     pub max_task_attempts: i32,
 
+    /// Reflex layer base URL; every submitted task is screened there first.
+    /// Unset: tasks are accepted unscreened (a warning says so at start-up).
+    #[arg(long, env = "REFLEX_URL")]
+    pub reflex_url: Option<String>,
+
+    /// File holding the bearer token for the reflex layer.
+    #[arg(long, env = "REFLEX_TOKEN_FILE")]
+    pub reflex_token_file: Option<std::path::PathBuf>,
+
+    /// When the reflex layer is unreachable, accept tasks unscreened instead
+    /// of answering 503 (fail open). Default: fail closed.
+    #[arg(long, env = "REFLEX_FAIL_OPEN")]
+    pub reflex_fail_open: bool,
+
+    /// How long one screening call may take.
+    #[arg(long, env = "REFLEX_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub reflex_timeout: Duration,
+
     /// Longest `?wait=` a client may ask for on GET /v1/tasks/{id}.
     #[arg(long, env = "OCTOLLM_MAX_WAIT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub max_wait: Duration,

@@ -23,6 +23,8 @@ pub enum ApiError {
     QueueFull { depth: i64, bound: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    ScreeningUnavailable(#[from] crate::screening::Unavailable),
 }
 
 impl ApiError {
@@ -48,6 +50,7 @@ impl IntoResponse for ApiError {
                     2,
                 )
             }
+            Self::ScreeningUnavailable(error) => Problem::unavailable(error.to_string(), 5),
             Self::Store(error) => {
                 tracing::error!(%error, "task API cannot reach the database");
                 Problem::unavailable("the task database is unavailable; retry shortly", 2)

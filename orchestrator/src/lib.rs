@@ -2,12 +2,14 @@
 //! and runs them on a worker pool. See ARCHITECTURE.md for the shape.
 
 pub mod api;
+pub mod circuit;
 pub mod completion;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod metrics;
 pub mod pipeline;
+pub mod screening;
 pub mod store;
 pub mod task;
 pub mod worker;
@@ -27,6 +29,7 @@ use crate::config::Args;
 use crate::db::{PostgresCheck, SchemaState};
 use crate::metrics::TaskMetrics;
 use crate::pipeline::LlmSteps;
+use crate::screening::ReflexScreen;
 use crate::store::TaskStore;
 use crate::worker::WorkerPool;
 
@@ -94,6 +97,28 @@ impl Orchestrator {
             }
         });
 
+        let screen = match &args.reflex_url {
+            Some(url) => {
+                let token = match &args.reflex_token_file {
+                    Some(path) => std::fs::read_to_string(path)
+                        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?
+                        .trim()
+                        .to_owned(),
+                    None => anyhow::bail!("REFLEX_URL is set but REFLEX_TOKEN_FILE is not"),
+                };
+                Some(Arc::new(ReflexScreen::new(
+                    url,
+                    token,
+                    args.reflex_fail_open,
+                    args.reflex_timeout,
+                    kit.registry(),
+                )?))
+            }
+            None => {
+                tracing::warn!("REFLEX_URL unset: tasks are accepted without screening");
+                None
+            }
+        };
         let readiness = Readiness::new(vec![Box::new(PostgresCheck { pool, schema })]);
         let max_wait = args.max_wait.min(
             args.kit
@@ -109,6 +134,7 @@ impl Orchestrator {
                 queue_depth,
                 wake_workers,
                 max_wait,
+                screen,
             },
             readiness,
             workers,

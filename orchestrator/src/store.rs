@@ -176,8 +176,13 @@ impl TaskStore {
         Ok(rows?)
     }
 
-    /// Inserts a queued task; returns once the insert is committed.
-    pub async fn insert(&self, task: &NewTask) -> Result<(Uuid, DateTime<Utc>), StoreError> {
+    /// Inserts a task, queued or (when screening blocked it) rejected with
+    /// `rejection` as its error; returns once the insert is committed.
+    pub async fn insert(
+        &self,
+        task: &NewTask,
+        rejection: Option<&str>,
+    ) -> Result<(Uuid, DateTime<Utc>), StoreError> {
         let id = Uuid::now_v7();
         let constraints = serde_json::to_value(&task.constraints)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -188,10 +193,15 @@ impl TaskStore {
                 "insert_task",
                 "WITH t AS (
                      INSERT INTO tasks (id, status, task_type, priority, goal, context, constraints,
-                         acceptance_criteria, max_tokens, max_time_seconds, max_cost_usd)
-                     VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                     RETURNING id, created_at)
-                 INSERT INTO task_events (task_id, kind) SELECT id, 'created' FROM t
+                         acceptance_criteria, max_tokens, max_time_seconds, max_cost_usd,
+                         error_kind, error, finished_at)
+                     VALUES ($1, CASE WHEN $11::text IS NULL THEN 'queued' ELSE 'rejected' END,
+                         $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                         CASE WHEN $11::text IS NULL THEN NULL ELSE 'rejected' END, $11,
+                         CASE WHEN $11::text IS NULL THEN NULL ELSE now() END)
+                     RETURNING id, status, created_at)
+                 INSERT INTO task_events (task_id, kind)
+                 SELECT id, CASE WHEN status = 'rejected' THEN 'rejected' ELSE 'created' END FROM t
                  RETURNING (SELECT created_at FROM t)",
                 &[
                     &id,
@@ -204,6 +214,7 @@ impl TaskStore {
                     &task.budget.max_tokens,
                     &task.budget.max_time_seconds,
                     &task.budget.max_cost_usd,
+                    &rejection,
                 ],
             )
             .await?;

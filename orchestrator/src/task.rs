@@ -269,6 +269,23 @@ impl SubmitTask {
     }
 }
 
+impl NewTask {
+    /// Everything the submitter wrote, for the reflex layer to screen.
+    pub fn screening_text(&self) -> String {
+        let mut text = self.goal.clone();
+        for part in self
+            .context
+            .iter()
+            .chain(&self.constraints)
+            .chain(&self.acceptance_criteria)
+        {
+            text.push('\n');
+            text.push_str(part);
+        }
+        text
+    }
+}
+
 fn check_list(field: &str, items: &[String], errors: &mut Vec<FieldError>) {
     if items.len() > LIST_MAX_ITEMS {
         errors.push(FieldError::new(

@@ -45,7 +45,7 @@ impl Bench {
         say!("measuring {tasks} tasks at concurrency {concurrency}");
         let report = cmd!(
             sh,
-            "{load} --url {url} --token-file {token} --tasks {tasks} --concurrency {concurrency}"
+            "{load} tasks --url {url} --token-file {token} --tasks {tasks} --concurrency {concurrency}"
         )
         .read()
         .context("load generator failed")?;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use xshell::{Shell, cmd};
 
-use crate::{container_engine, deploy, images, say};
+use crate::{container_engine, deploy, images, monitoring, say};
 
 #[derive(clap::Args)]
 pub struct Ci {
@@ -54,6 +54,14 @@ impl Ci {
                 deploy::system_test(sh)
             })?;
         }
+        step("monitoring check + live contract", &mut || {
+            monitoring::Check {
+                live: !self.no_system_test,
+                state_dir: None,
+                port_base: 23_000,
+            }
+            .run(sh)
+        })?;
 
         say!("ci passed in {:.0?}", started.elapsed());
         for (name, took) in timings {

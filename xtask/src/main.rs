@@ -9,6 +9,7 @@ mod deploy;
 mod down;
 mod images;
 mod logs;
+mod monitoring;
 mod restart;
 mod status;
 
@@ -54,6 +55,8 @@ enum Command {
     Bench(bench::Bench),
     /// Build the test container images (PostgreSQL, Redis) from Debian packages, for testcontainers.
     Images(images::Images),
+    /// Monitoring as code: rules, promtool tests, Alertmanager routing, dashboards (--live: against a stack).
+    Monitoring(monitoring::Monitoring),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Down(cmd) => cmd.run(&sh),
         Command::Logs(cmd) => cmd.run(&sh),
         Command::Restart(cmd) => cmd.run(&sh),
+        Command::Monitoring(cmd) => cmd.run(&sh),
     }
 }
 

@@ -1,4 +1,4 @@
-//! octollm-load: a closed-model load generator for the orchestrator.
+//! octollm-load: load generators for the orchestrator and the reflex layer.
 //!
 //! `--concurrency` clients each submit a task, long-poll it to a terminal
 //! state, and repeat, until `--tasks` tasks have finished. It reports
@@ -18,8 +18,19 @@ use tokio::sync::Mutex;
 #[derive(Parser, Debug)]
 #[command(
     name = "octollm-load",
-    about = "Closed-model task load against the orchestrator; prints a JSON report"
+    about = "Load generators for the OctoLLM services; each prints a JSON report"
 )]
+enum Cli {
+    /// Closed model: clients submit tasks and long-poll them, back to back.
+    Tasks(Args),
+    /// Open model: POST /v1/reflex/check at a fixed rate, every text unique
+    /// (cache misses); latency measured from each request's scheduled time.
+    Reflex(reflex::ReflexArgs),
+}
+
+mod reflex;
+
+#[derive(clap::Args, Debug)]
 struct Args {
     /// Orchestrator base URL.
     #[arg(long, default_value = "http://127.0.0.1:8000")]
@@ -45,7 +56,13 @@ struct Run {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let args = Args::parse();
+    match Cli::parse() {
+        Cli::Tasks(args) => tasks(args).await,
+        Cli::Reflex(args) => reflex::run(args).await,
+    }
+}
+
+async fn tasks(args: Args) -> Result<()> {
     let token = std::fs::read_to_string(&args.token_file)
         .with_context(|| format!("reading {}", args.token_file.display()))?
         .trim()

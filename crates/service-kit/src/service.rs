@@ -34,7 +34,7 @@ pub enum KitError {
     Token(#[from] TokenError),
     #[error("metrics registry: {0}")]
     Metrics(#[from] prometheus::Error),
-    #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
+    #[error("cannot listen on {addr} (is another process using the port?)")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,

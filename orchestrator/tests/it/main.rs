@@ -8,4 +8,5 @@ mod harness;
 mod lifecycle;
 mod llm_failures;
 mod postgres_outage;
+mod screening;
 mod tracing_export;

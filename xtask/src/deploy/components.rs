@@ -72,6 +72,7 @@ fn port_vars(stack: &Stack) -> Vars {
     for (name, component) in [
         ("ORCHESTRATOR_PORT", ORCHESTRATOR),
         ("LLM_SIM_PORT", LLM_SIM),
+        ("REFLEX_LAYER_PORT", REFLEX_LAYER),
         ("ALERT_SINK_PORT", ALERT_SINK),
         ("POSTGRES_EXPORTER_PORT", POSTGRES_EXPORTER),
         ("REDIS_EXPORTER_PORT", REDIS_EXPORTER),
@@ -112,6 +113,24 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
                 .env("LLM_SIM_LISTEN", listen(stack, component));
             Launch::new(command, "")
         }
+        "reflex-layer" => {
+            stack.secret("reflex-key")?;
+            let mut command = service("reflex-layer");
+            command
+                .envs(env_template("reflex-layer")?)
+                .env("OCTOLLM_LISTEN", listen(stack, component))
+                .env("OCTOLLM_API_TOKEN_FILE", stack.token_path())
+                .env("REFLEX_KEY_FILE", stack.secret_path("reflex-key"))
+                .env(
+                    "REDIS_URL",
+                    format!(
+                        "redis://:{}@127.0.0.1:{}/0",
+                        stack.secret("redis-password")?,
+                        stack.port(REDIS)
+                    ),
+                );
+            Launch::new(command, "")
+        }
         "orchestrator" => {
             let mut command = service("orchestrator");
             command
@@ -119,7 +138,9 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
                 .env("OCTOLLM_LISTEN", listen(stack, component))
                 .env("OCTOLLM_API_TOKEN_FILE", stack.token_path())
                 .env("DATABASE_URL", pg.url()?)
-                .env("LLM_BASE_URL", format!("{}/v1", stack.url(LLM_SIM)));
+                .env("LLM_BASE_URL", format!("{}/v1", stack.url(LLM_SIM)))
+                .env("REFLEX_URL", stack.url(REFLEX_LAYER))
+                .env("REFLEX_TOKEN_FILE", stack.token_path());
             Launch::new(command, "")
         }
         "alert-sink" => {
@@ -267,7 +288,7 @@ pub fn is_ready(stack: &Stack, component: Component) -> bool {
                     .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG")
             });
         }
-        "llm-sim" | "orchestrator" | "alert-sink" => "/ready",
+        "llm-sim" | "reflex-layer" | "orchestrator" | "alert-sink" => "/ready",
         "pushgateway" | "alertmanager" | "prometheus" => "/-/ready",
         _ => "/metrics",
     };

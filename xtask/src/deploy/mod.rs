@@ -27,7 +27,7 @@ use self::stack::{COMPONENTS, Component, ORCHESTRATOR, PROMETHEUS, Stack, wait_f
 use crate::{project_root, say};
 
 /// Services this workspace builds for the stack.
-const SERVICE_PACKAGES: &[&str] = &["orchestrator", "llm-sim", "alert-sink"];
+const SERVICE_PACKAGES: &[&str] = &["orchestrator", "reflex-layer", "llm-sim", "alert-sink"];
 
 #[derive(clap::Args)]
 pub struct Deploy {
@@ -190,9 +190,20 @@ pub fn smoke(stack: &Stack, token: &str) -> Result<()> {
 /// Pushgateway (grouping key job=octollm-backup, store=postgres).
 pub fn push_backup_metrics(stack: &Stack) -> Result<()> {
     let text = Postgres::new(stack).backup_metrics()?;
-    let url = format!("{}/metrics/job/octollm-backup/store/postgres", stack.url(stack::PUSHGATEWAY));
+    let url = format!(
+        "{}/metrics/job/octollm-backup/store/postgres",
+        stack.url(stack::PUSHGATEWAY)
+    );
     let output = Command::new("curl")
-        .args(["-sS", "--fail-with-body", "--max-time", "10", "--data-binary", "@-", &url])
+        .args([
+            "-sS",
+            "--fail-with-body",
+            "--max-time",
+            "10",
+            "--data-binary",
+            "@-",
+            &url,
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -204,7 +215,10 @@ pub fn push_backup_metrics(stack: &Stack) -> Result<()> {
             child.wait_with_output()
         })?;
     if !output.status.success() {
-        bail!("pushing backup metrics: {}", String::from_utf8_lossy(&output.stdout));
+        bail!(
+            "pushing backup metrics: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
     }
     Ok(())
 }
@@ -351,7 +365,7 @@ pub fn with_temporary_stack(
 /// `promtool check metrics` clean on the services, then tear down.
 pub fn system_test(sh: &Shell) -> Result<()> {
     with_temporary_stack(sh, "ci", 20_000, |stack| {
-        for component in [ORCHESTRATOR, stack::ALERT_SINK] {
+        for component in [ORCHESTRATOR, stack::REFLEX_LAYER, stack::ALERT_SINK] {
             let url = format!("{}/metrics", stack.url(component));
             // `read` trims the final newline, which the exposition format needs.
             let metrics = cmd!(sh, "curl -sf {url}").read()? + "\n";

@@ -26,6 +26,7 @@ const fn component(name: &'static str, default_port: u16) -> Component {
 pub const POSTGRES: Component = component("postgres", 5432);
 pub const REDIS: Component = component("redis", 6379);
 pub const LLM_SIM: Component = component("llm-sim", 8090);
+pub const REFLEX_LAYER: Component = component("reflex-layer", 8080);
 pub const ORCHESTRATOR: Component = component("orchestrator", 8000);
 pub const ALERT_SINK: Component = component("alert-sink", 9095);
 pub const PUSHGATEWAY: Component = component("pushgateway", 9091);
@@ -40,6 +41,7 @@ pub const COMPONENTS: &[Component] = &[
     POSTGRES,
     REDIS,
     LLM_SIM,
+    REFLEX_LAYER,
     ORCHESTRATOR,
     ALERT_SINK,
     PUSHGATEWAY,

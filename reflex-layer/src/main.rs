@@ -1,0 +1,36 @@
+//! reflex-layer: parse config, init telemetry, build state, build the app, serve.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use reflex_layer::api::{self, ApiDoc};
+use reflex_layer::config::Args;
+use service_kit::{Kit, telemetry};
+use utoipa::OpenApi;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("reflex-layer: {error:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let _telemetry = telemetry::init(reflex_layer::SERVICE.name, args.kit.log_format, "info")?;
+    let kit = Kit::new(reflex_layer::SERVICE, &args.kit)?;
+    let (state, readiness) = reflex_layer::build(&args, &kit)?;
+    let app = kit.app(
+        kit.protect(api::router(state)),
+        readiness,
+        ApiDoc::openapi(),
+    );
+    kit.serve(app).await?;
+    Ok(())
+}
