@@ -11,17 +11,7 @@ use utoipa::OpenApi;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("orchestrator: {error:#}");
-            }
-            ExitCode::FAILURE
-        }
-    }
+    service_kit::exit_code(SERVICE.name, run(Args::parse()).await)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

@@ -10,16 +10,7 @@ use utoipa::OpenApi;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Args::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("reflex-layer: {error:#}");
-            }
-            ExitCode::FAILURE
-        }
-    }
+    service_kit::exit_code(reflex_layer::SERVICE.name, run(Args::parse()).await)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

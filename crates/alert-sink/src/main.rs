@@ -27,16 +27,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Args::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("alert-sink: {error:#}");
-            }
-            ExitCode::FAILURE
-        }
-    }
+    service_kit::exit_code(SERVICE.name, run(Args::parse()).await)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

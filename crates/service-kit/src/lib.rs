@@ -18,4 +18,4 @@ pub use config::KitArgs;
 pub use health::{DependencyCheck, Readiness};
 pub use metrics::ServiceMetrics;
 pub use problem::{ApiJson, ApiPath, ApiQuery, FieldError, Problem};
-pub use service::{Kit, KitError, ServiceInfo};
+pub use service::{Kit, KitError, ServiceInfo, exit_code};

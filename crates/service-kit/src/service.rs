@@ -191,6 +191,24 @@ impl Kit {
     }
 }
 
+/// The process exit code for `main`'s result; an error is printed to stderr
+/// with its whole chain (`{:#}`), which is what an operator needs to see.
+pub fn exit_code<E: std::fmt::Display>(
+    service: &str,
+    result: Result<(), E>,
+) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("{service}: {error:#}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), KitError> {
     match result {
         Ok(Ok(())) => Ok(()),

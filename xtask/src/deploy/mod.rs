@@ -76,7 +76,7 @@ impl Deploy {
             stack.state_dir.join("port-base"),
             self.port_base.to_string(),
         )?;
-        let token = components::ensure_token(&stack)?;
+        components::ensure_token(&stack)?;
         for component in COMPONENTS {
             reconcile(&stack, *component, &DEFAULT_TIMINGS).map_err(|error| {
                 anyhow::anyhow!(
@@ -86,7 +86,7 @@ impl Deploy {
         }
         push_backup_metrics(&stack)?;
         if !self.no_smoke {
-            smoke(&stack, &token)?;
+            smoke(&stack)?;
         }
         wait_targets_up(&stack)?;
         print_table(&stack);
@@ -160,11 +160,19 @@ pub fn release_dir() -> PathBuf {
         .join("release")
 }
 
-/// Submits a task and waits for it to succeed.
-pub fn smoke(stack: &Stack, token: &str) -> Result<()> {
-    say!("smoke test: submitting a task");
-    let base = stack.url(ORCHESTRATOR);
-    let auth = format!("Authorization: Bearer {token}");
+/// The stack's API token, as `deploy` wrote it.
+pub fn api_token(stack: &Stack) -> Result<String> {
+    Ok(fs::read_to_string(stack.token_path())
+        .context("reading the stack's API token")?
+        .trim()
+        .to_owned())
+}
+
+/// POSTs `task` to the stack's orchestrator; returns the 202 body.
+pub fn submit_task(stack: &Stack, task: &serde_json::Value) -> Result<serde_json::Value> {
+    let auth = format!("Authorization: Bearer {}", api_token(stack)?);
+    let url = format!("{}/v1/tasks", stack.url(ORCHESTRATOR));
+    let body = task.to_string();
     let accepted = curl(&[
         "-X",
         "POST",
@@ -173,16 +181,35 @@ pub fn smoke(stack: &Stack, token: &str) -> Result<()> {
         "-H",
         "Content-Type: application/json",
         "-d",
-        r#"{"goal":"Summarise why durable task queues matter.","priority":"high"}"#,
-        &format!("{base}/v1/tasks"),
+        &body,
+        &url,
     ])?;
-    let task_id = json_str(&accepted, "task_id")?;
-    let task = curl(&["-H", &auth, &format!("{base}/v1/tasks/{task_id}?wait=30")])?;
-    let status = json_str(&task, "status")?;
-    if status != "succeeded" {
-        bail!("smoke task {task_id} ended as {status}: {task}");
+    serde_json::from_str(&accepted).with_context(|| format!("not JSON: {accepted}"))
+}
+
+/// Long-polls a task for up to 30 s; returns it (terminal unless it timed out).
+pub fn wait_task(stack: &Stack, id: &str) -> Result<serde_json::Value> {
+    let auth = format!("Authorization: Bearer {}", api_token(stack)?);
+    let url = format!("{}/v1/tasks/{id}?wait=30", stack.url(ORCHESTRATOR));
+    let task = curl(&["-H", &auth, &url])?;
+    serde_json::from_str(&task).with_context(|| format!("not JSON: {task}"))
+}
+
+/// Submits a task and waits for it to succeed.
+pub fn smoke(stack: &Stack) -> Result<()> {
+    say!("smoke test: submitting a task");
+    let accepted = submit_task(
+        stack,
+        &serde_json::json!({"goal": "Summarise why durable task queues matter.", "priority": "high"}),
+    )?;
+    let id = accepted["task_id"]
+        .as_str()
+        .with_context(|| format!("no task_id in {accepted}"))?;
+    let task = wait_task(stack, id)?;
+    if task["status"] != "succeeded" {
+        bail!("smoke task {id} ended as {}: {task}", task["status"]);
     }
-    say!("smoke task {task_id} succeeded");
+    say!("smoke task {id} succeeded");
     Ok(())
 }
 
@@ -268,15 +295,6 @@ pub fn curl(args: &[&str]) -> Result<String> {
         );
     }
     Ok(body)
-}
-
-fn json_str(body: &str, field: &str) -> Result<String> {
-    let value: serde_json::Value =
-        serde_json::from_str(body).with_context(|| format!("not JSON: {body}"))?;
-    value[field]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("no `{field}` in {body}"))
 }
 
 /// Prints component, URL, status and log path; returns the components down.
