@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use xshell::{Shell, cmd};
 
-use crate::{container_engine, deploy, images, monitoring, say};
+use crate::{container_engine, deploy, images, monitoring, runbooks, say};
 
 #[derive(clap::Args)]
 pub struct Ci {
@@ -40,6 +40,7 @@ impl Ci {
             )
             .run()?)
         })?;
+        step("runbooks", &mut || runbooks::Runbooks {}.run(sh))?;
         let mut docker_host = String::new();
         step("container engine", &mut || {
             docker_host = container_engine::ensure_engine(sh)?;

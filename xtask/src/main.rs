@@ -11,6 +11,7 @@ mod images;
 mod logs;
 mod monitoring;
 mod restart;
+mod runbooks;
 mod status;
 
 use std::path::{Path, PathBuf};
@@ -57,6 +58,8 @@ enum Command {
     Images(images::Images),
     /// Monitoring as code: rules, promtool tests, Alertmanager routing, dashboards (--live: against a stack).
     Monitoring(monitoring::Monitoring),
+    /// Check the on-call runbooks (runbooks/) against the alert rules and this command line.
+    Runbooks(runbooks::Runbooks),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logs(cmd) => cmd.run(&sh),
         Command::Restart(cmd) => cmd.run(&sh),
         Command::Monitoring(cmd) => cmd.run(&sh),
+        Command::Runbooks(cmd) => cmd.run(&sh),
     }
 }
 

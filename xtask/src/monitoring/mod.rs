@@ -15,7 +15,7 @@ mod alertmanager;
 mod dashboards;
 mod live;
 mod promql;
-mod rules;
+pub(crate) mod rules;
 mod unit_tests;
 
 use std::path::{Path, PathBuf};
