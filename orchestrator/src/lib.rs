@@ -31,7 +31,7 @@ use crate::metrics::TaskMetrics;
 use crate::pipeline::LlmSteps;
 use crate::screening::ReflexScreen;
 use crate::store::TaskStore;
-use crate::worker::WorkerPool;
+use crate::worker::{WorkerPool, WorkerSettings};
 
 pub const SERVICE: ServiceInfo = ServiceInfo {
     name: "orchestrator",
@@ -84,9 +84,11 @@ impl Orchestrator {
             store.clone(),
             Arc::new(LlmSteps::new(llm)),
             metrics.clone(),
-            args.workers,
-            args.task_lease,
-            args.max_task_attempts,
+            WorkerSettings {
+                workers: args.workers,
+                lease: args.task_lease,
+                max_attempts: args.max_task_attempts,
+            },
             wake_workers.clone(),
         );
         let workers = tokio::spawn({

@@ -34,17 +34,28 @@ struct Running {
     reason: Arc<Mutex<Option<StopReason>>>,
 }
 
-pub struct WorkerPool {
-    pub store: TaskStore,
-    pub executor: Arc<dyn StepExecutor>,
-    pub metrics: TaskMetrics,
-    /// Identifies this replica in leases: host, pid and a random suffix.
-    pub owner: String,
+/// How much work a replica takes on, and how it holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerSettings {
+    /// Tasks run at once.
     pub workers: usize,
+    /// How long a claim stays ours without renewal.
     pub lease: Duration,
+    /// A task claimed more often than this is failed as abandoned.
     pub max_attempts: i32,
+}
+
+pub struct WorkerPool {
+    store: TaskStore,
+    executor: Arc<dyn StepExecutor>,
+    metrics: TaskMetrics,
+    /// Identifies this replica in leases: host, pid and a random suffix.
+    owner: String,
+    workers: usize,
+    lease: Duration,
+    max_attempts: i32,
     /// Poked when a task is submitted to this replica.
-    pub wake: Arc<Notify>,
+    wake: Arc<Notify>,
     running: Mutex<HashMap<Uuid, Running>>,
 }
 
@@ -55,14 +66,11 @@ enum Abandoned {
 }
 
 impl WorkerPool {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: TaskStore,
         executor: Arc<dyn StepExecutor>,
         metrics: TaskMetrics,
-        workers: usize,
-        lease: Duration,
-        max_attempts: i32,
+        settings: WorkerSettings,
         wake: Arc<Notify>,
     ) -> Arc<Self> {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -78,9 +86,9 @@ impl WorkerPool {
             executor,
             metrics,
             owner,
-            workers: workers.max(1),
-            lease,
-            max_attempts,
+            workers: settings.workers.max(1),
+            lease: settings.lease,
+            max_attempts: settings.max_attempts,
             wake,
             running: Mutex::default(),
         })
