@@ -35,6 +35,11 @@ pub struct Args {
     #[arg(long, env = "REFLEX_L1_CAPACITY", default_value_t = 100_000)]
     pub l1_capacity: u64,
 
+    /// Texts shorter than this many bytes are not cached: scanning them costs
+    /// less than caching them.
+    #[arg(long, env = "REFLEX_L1_MIN_BYTES", default_value_t = 1024)]
+    pub l1_min_bytes: usize,
+
     /// Texts shorter than this many bytes use only L1: scanning them costs
     /// less than a Redis round trip.
     #[arg(long, env = "REFLEX_L2_MIN_BYTES", default_value_t = 2048)]

@@ -58,6 +58,7 @@ pub fn build(args: &Args, kit: &Kit) -> anyhow::Result<(ApiState, Readiness)> {
         cache: DecisionCache::new(
             args.l1_capacity,
             args.cache_ttl,
+            args.l1_min_bytes,
             args.l2_min_bytes,
             redis.clone(),
             keys.clone(),

@@ -6,7 +6,7 @@ use crate::harness::{Reflex, TOKEN, assert_no_raw_pii, sensitive_text};
 
 #[tokio::test]
 async fn screens_pii_and_injection_without_echoing_values() {
-    let reflex = Reflex::start(&[]).await;
+    let reflex = Reflex::start(&[("REFLEX_L1_MIN_BYTES", "0")]).await;
     let text = sensitive_text();
     let response = reflex
         .check(&json!({"text": text, "user_id": "jane", "redact": "typed_token"}))

@@ -52,6 +52,7 @@ async fn l2_and_buckets_live_in_redis_without_raw_values() {
     let env = [
         ("REDIS_URL", url.as_str()),
         ("REFLEX_KEY_FILE", key_file.to_str().unwrap()),
+        ("REFLEX_L1_MIN_BYTES", "0"),
         ("REFLEX_L2_MIN_BYTES", "0"),
     ];
     let first = Reflex::start(&env).await;
