@@ -42,7 +42,7 @@ struct Cli {
 enum Command {
     /// Everything CI checks: installs prerequisites, then fmt, clippy and every test.
     Ci(ci::Ci),
-    /// Run the whole stack on this machine as supervised processes (or --target k8s).
+    /// Run the whole stack on this machine as supervised processes.
     Deploy(deploy::Deploy),
     /// Show each component of the local stack; exit non-zero when one is down.
     Status(status::Status),

@@ -40,7 +40,7 @@ pub struct Deploy {
     /// Skip the smoke task after start-up.
     #[arg(long)]
     pub no_smoke: bool,
-    /// Where to deploy: this machine, or a Kubernetes cluster (later).
+    /// Where to deploy: this machine (Kubernetes is not built yet).
     #[arg(long, value_enum, default_value_t = Target::Local)]
     pub target: Target,
 }
@@ -49,7 +49,7 @@ pub struct Deploy {
 pub enum Target {
     /// Supervised processes on this machine.
     Local,
-    /// Typed manifests applied with kubectl.
+    /// Typed manifests applied with kubectl (not built yet).
     K8s,
 }
 
