@@ -645,21 +645,7 @@ fn try_plus_phone(
     if g[i].sep != Sep::Plus {
         return None;
     }
-    let mut total = 0;
-    let mut best = None;
-    for (k, x) in g.iter().enumerate().skip(i) {
-        if k > i && !matches!(x.sep, Sep::Space | Sep::Dash | Sep::Dot | Sep::Paren) {
-            break;
-        }
-        total += x.len();
-        if total > 15 {
-            break;
-        }
-        if total >= 8 {
-            best = Some(k);
-        }
-    }
-    let k = best?;
+    let k = digit_run(g, i, &[Sep::Space, Sep::Dash, Sep::Dot, Sep::Paren], 8, 15)?;
     // The span starts at the '+' sign.
     emit(PiiKind::Phone, g[i].s - 1, g[k].e, 0.92);
     Some(k - i + 1)
@@ -716,6 +702,26 @@ fn try_card(
     let k = best?;
     emit(PiiKind::CreditCard, first.s, g[k].e, conf(recent));
     Some(k - i + 1)
+}
+
+/// The last group `k` such that groups `i..=k`, joined by separators in
+/// `joins`, hold between `min` and `max` digits in all.
+fn digit_run(g: &[Group], i: usize, joins: &[Sep], min: usize, max: usize) -> Option<usize> {
+    let mut total = 0;
+    let mut best = None;
+    for (k, x) in g.iter().enumerate().skip(i) {
+        if k > i && !joins.contains(&x.sep) {
+            break;
+        }
+        total += x.len();
+        if total > max {
+            break;
+        }
+        if total >= min {
+            best = Some(k);
+        }
+    }
+    best
 }
 
 fn try_ssn(
@@ -831,21 +837,7 @@ fn try_nanp(
         return Some(1);
     }
     if hay[first.s] == b'0' {
-        let mut total = 0;
-        let mut best = None;
-        for (k, x) in g.iter().enumerate().skip(i) {
-            if k > i && !matches!(x.sep, Sep::Space | Sep::Dash) {
-                break;
-            }
-            total += x.len();
-            if total > 11 {
-                break;
-            }
-            if total >= 9 {
-                best = Some(k);
-            }
-        }
-        let k = best?;
+        let k = digit_run(g, i, &[Sep::Space, Sep::Dash], 9, 11)?;
         emit(PiiKind::Phone, first.s, g[k].e, 0.85);
         return Some(k - i + 1);
     }

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Reflex, TOKEN, assert_no_raw_pii, sensitive_text};
+use crate::harness::{Reflex, assert_no_raw_pii, sensitive_text};
 
 #[tokio::test]
 async fn screens_pii_and_injection_without_echoing_values() {
@@ -121,36 +121,12 @@ async fn bad_input_gets_precise_problems() {
     }
     // Invalid UTF-8 and malformed JSON are 400.
     let invalid_utf8 = b"{\"text\": \"\xff\xfe\"}".to_vec();
-    let response = reflex
-        .http
-        .post(&check)
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/json")
-        .body(invalid_utf8)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let response = reflex
-        .http
-        .post(&check)
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/json")
-        .body("{")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let response = reflex
-        .http
-        .post(&check)
-        .bearer_auth(TOKEN)
-        .header("content-type", "text/plain")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 415);
+    assert_eq!(
+        reflex.check_raw("application/json", invalid_utf8).await,
+        400
+    );
+    assert_eq!(reflex.check_raw("application/json", "{").await, 400);
+    assert_eq!(reflex.check_raw("text/plain", "{}").await, 415);
     let response = reflex
         .http
         .post(&check)

@@ -83,6 +83,33 @@ impl Reflex {
             .unwrap()
     }
 
+    /// `/health/deep`, with the token.
+    pub async fn deep_health(&self) -> Value {
+        self.http
+            .get(self.url("/health/deep"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs a raw body with a content type to the check endpoint; the status.
+    pub async fn check_raw(&self, content_type: &str, body: impl Into<reqwest::Body>) -> u16 {
+        self.http
+            .post(self.url("/v1/reflex/check"))
+            .bearer_auth(TOKEN)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     pub async fn metrics(&self) -> String {
         self.http
             .get(self.url("/metrics"))

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Reflex, TOKEN, assert_no_raw_pii, sensitive_text};
+use crate::harness::{Reflex, assert_no_raw_pii, sensitive_text};
 
 async fn redis_dump(url: &str) -> String {
     let client = redis::Client::open(url).unwrap();
@@ -107,16 +107,7 @@ async fn losing_redis_degrades_but_keeps_serving() {
     let url = redis.url();
     let reflex = Reflex::start(&[("REDIS_URL", url.as_str()), ("REFLEX_IP_LIMIT", "1/s:5")]).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let deep: Value = reflex
-        .http
-        .get(reflex.url("/health/deep"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let deep: Value = reflex.deep_health().await;
     assert_eq!(deep["dependencies"]["redis"]["status"], "up", "{deep}");
 
     redis.stop().await.unwrap();
@@ -130,16 +121,7 @@ async fn losing_redis_degrades_but_keeps_serving() {
             .status(),
         200
     );
-    let deep: Value = reflex
-        .http
-        .get(reflex.url("/health/deep"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let deep: Value = reflex.deep_health().await;
     assert_eq!(
         deep["dependencies"]["redis"]["status"], "degraded",
         "{deep}"
@@ -159,16 +141,7 @@ async fn losing_redis_degrades_but_keeps_serving() {
     redis.start().await.unwrap();
     let mut up = false;
     for _ in 0..50 {
-        let deep: Value = reflex
-            .http
-            .get(reflex.url("/health/deep"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let deep: Value = reflex.deep_health().await;
         if deep["dependencies"]["redis"]["status"] == "up" {
             up = true;
             break;

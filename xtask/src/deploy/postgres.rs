@@ -149,19 +149,8 @@ impl<'a> Postgres<'a> {
     }
 
     pub fn is_ready(&self) -> bool {
-        // As `postgres` over the socket (peer auth), so probes log no failures.
-        as_postgres(&format!("{BIN}/pg_isready"))
-            .arg("-h")
-            .arg(self.socket_dir())
-            .args([
-                "-p",
-                &self.port().to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-q",
-            ])
+        self.client("pg_isready")
+            .arg("-q")
             .status()
             .is_ok_and(|s| s.success())
     }
@@ -248,18 +237,24 @@ impl<'a> Postgres<'a> {
             .args(args))
     }
 
+    /// A PostgreSQL client program, connecting as `postgres` over the socket
+    /// (peer auth), so probes and provisioning log no failures.
+    fn client(&self, program: &str) -> Command {
+        let mut command = as_postgres(&format!("{BIN}/{program}"));
+        command.arg("-h").arg(self.socket_dir()).args([
+            "-p",
+            &self.port().to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ]);
+        command
+    }
+
     pub fn psql(&self, sql: &str) -> Result<String> {
-        run(as_postgres(&format!("{BIN}/psql"))
-            .arg("-h")
-            .arg(self.socket_dir())
-            .args([
-                "-p",
-                &self.port().to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-            ])
+        run(self
+            .client("psql")
             .args(["-v", "ON_ERROR_STOP=1", "-qtA", "-c", sql]))
     }
 
