@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use xshell::{Shell, cmd};
 
-use crate::{container_engine, deploy, images, monitoring, runbooks, say};
+use crate::{container_engine, deploy, dr_test, images, monitoring, runbooks, say};
 
 #[derive(clap::Args)]
 pub struct Ci {
@@ -54,6 +54,12 @@ impl Ci {
             step("system test (deploy, smoke, down)", &mut || {
                 deploy::system_test(sh)
             })?;
+        }
+        if !self.no_system_test {
+            step(
+                "dr-test (disk-loss, accidental-delete, redis-loss; negative control)",
+                &mut || dr_test::ci(sh),
+            )?;
         }
         step("monitoring check + live contract", &mut || {
             monitoring::Check {

@@ -2,11 +2,13 @@
 //!
 //! One module per command; `main` only parses arguments and dispatches.
 
+mod backup;
 mod bench;
 mod ci;
 mod container_engine;
 mod deploy;
 mod down;
+mod dr_test;
 mod images;
 mod logs;
 mod monitoring;
@@ -52,6 +54,10 @@ enum Command {
     Logs(logs::Logs),
     /// Restart one component of the local stack.
     Restart(restart::Restart),
+    /// Back up the local stack now: PostgreSQL (pgBackRest) and Redis (RDB copy), metrics pushed.
+    Backup(backup::Backup),
+    /// Disaster-recovery drills with measured RTO/RPO against a ledger of acknowledged writes.
+    DrTest(dr_test::DrTest),
     /// Measure orchestration overhead per task (llm-sim at zero latency) on a dedicated stack.
     Bench(bench::Bench),
     /// Build the test container images (PostgreSQL, Redis) from Debian packages, for testcontainers.
@@ -81,6 +87,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Images(cmd) => cmd.run(&sh),
         Command::Deploy(cmd) => cmd.run(&sh),
         Command::Bench(cmd) => cmd.run(&sh),
+        Command::Backup(cmd) => cmd.run(&sh),
+        Command::DrTest(cmd) => cmd.run(&sh),
         Command::Status(cmd) => cmd.run(&sh),
         Command::Down(cmd) => cmd.run(&sh),
         Command::Logs(cmd) => cmd.run(&sh),

@@ -26,8 +26,12 @@ enum Cli {
     /// Open model: POST /v1/reflex/check at a fixed rate, every text unique
     /// (cache misses); latency measured from each request's scheduled time.
     Reflex(reflex::ReflexArgs),
+    /// Open model for DR drills: submit tasks at a fixed rate until stopped,
+    /// recording every acknowledged task id with its acknowledgement time.
+    Ledger(ledger::LedgerArgs),
 }
 
+mod ledger;
 mod reflex;
 
 #[derive(clap::Args, Debug)]
@@ -59,6 +63,7 @@ async fn main() -> Result<()> {
     match Cli::parse() {
         Cli::Tasks(args) => tasks(args).await,
         Cli::Reflex(args) => reflex::run(args).await,
+        Cli::Ledger(args) => ledger::run(args).await,
     }
 }
 

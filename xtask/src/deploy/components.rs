@@ -97,6 +97,7 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
             let config = pg.prepare()?;
             Launch::new(pg.command(), &config)
         }
+        "wal-stream" => Launch::new(pg.stream_command(), ""),
         "redis" => {
             let mut vars = port_vars(stack);
             vars.insert("REDIS_DATA_DIR", data_str);
@@ -159,6 +160,13 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
                 .arg(format!("--web.listen-address={}", listen(stack, component)))
                 .arg(format!("--persistence.file={data_str}/metrics"))
                 .arg("--persistence.interval=30s");
+            Launch::new(command, "")
+        }
+        "backup-scheduler" => {
+            let mut command = Command::new(std::env::current_exe()?);
+            command
+                .args(["backup", "--schedule", "--state-dir"])
+                .arg(&stack.state_dir);
             Launch::new(command, "")
         }
         "node-exporter" => {
@@ -273,6 +281,9 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
 pub fn is_ready(stack: &Stack, component: Component) -> bool {
     let path = match component.name {
         "postgres" => return Postgres::new(stack).is_ready(),
+        "wal-stream" => return Postgres::new(stack).is_streaming(),
+        // Its liveness is its pid; it serves nothing.
+        "backup-scheduler" => return true,
         "redis" => {
             return stack.secret("redis-password").is_ok_and(|password| {
                 Command::new("redis-cli")

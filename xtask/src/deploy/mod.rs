@@ -8,6 +8,7 @@
 pub mod components;
 pub mod postgres;
 pub mod prerequisites;
+pub mod redis;
 pub mod stack;
 pub mod template;
 
@@ -216,9 +217,13 @@ pub fn smoke(stack: &Stack) -> Result<()> {
 /// Publishes the PostgreSQL backups' age, duration and size on the
 /// Pushgateway (grouping key job=octollm-backup, store=postgres).
 pub fn push_backup_metrics(stack: &Stack) -> Result<()> {
-    let text = Postgres::new(stack).backup_metrics()?;
+    push_metrics(stack, "postgres", &Postgres::new(stack).backup_metrics()?)
+}
+
+/// Replaces the Pushgateway group job=octollm-backup, store=`store`.
+pub fn push_metrics(stack: &Stack, store: &str, text: &str) -> Result<()> {
     let url = format!(
-        "{}/metrics/job/octollm-backup/store/postgres",
+        "{}/metrics/job/octollm-backup/store/{store}",
         stack.url(stack::PUSHGATEWAY)
     );
     let output = Command::new("curl")
@@ -243,7 +248,7 @@ pub fn push_backup_metrics(stack: &Stack) -> Result<()> {
         })?;
     if !output.status.success() {
         bail!(
-            "pushing backup metrics: {}",
+            "pushing {store} backup metrics: {}",
             String::from_utf8_lossy(&output.stdout)
         );
     }
@@ -297,23 +302,37 @@ pub fn curl(args: &[&str]) -> Result<String> {
     Ok(body)
 }
 
+fn component_status(stack: &Stack, component: Component) -> &'static str {
+    match (stack.pid(component), components::is_ready(stack, component)) {
+        (None, _) => "DOWN",
+        (Some(_), false) => "NOT READY",
+        (Some(_), true) => "up",
+    }
+}
+
+/// The components that are down or not ready.
+pub fn components_down(stack: &Stack) -> Vec<&'static str> {
+    COMPONENTS
+        .iter()
+        .filter(|c| component_status(stack, **c) != "up")
+        .map(|c| c.name)
+        .collect()
+}
+
 /// Prints component, URL, status and log path; returns the components down.
 pub fn print_table(stack: &Stack) -> Vec<&'static str> {
     let mut down = Vec::new();
     say!("{:<18} {:<24} {:<9} log", "component", "url", "status");
     for component in COMPONENTS {
-        let status = match (
-            stack.pid(*component),
-            components::is_ready(stack, *component),
-        ) {
-            (None, _) => "DOWN",
-            (Some(_), false) => "NOT READY",
-            (Some(_), true) => "up",
-        };
+        let status = component_status(stack, *component);
         if status != "up" {
             down.push(component.name);
         }
-        let url = format!("127.0.0.1:{}", stack.port(*component));
+        let url = if component.listens() {
+            format!("127.0.0.1:{}", stack.port(*component))
+        } else {
+            "-".to_owned()
+        };
         say!(
             "{:<18} {url:<24} {status:<9} {}",
             component.name,

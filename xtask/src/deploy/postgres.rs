@@ -1,6 +1,13 @@
-//! The stack's PostgreSQL 15 and its pgBackRest repository: initialised once
-//! (data checksums on, 1 MB WAL segments), run in the foreground as user
-//! `postgres`, WAL archived continuously, a full backup taken at first start.
+//! The stack's PostgreSQL 15 and its backup store: initialised once (data
+//! checksums on, 1 MB WAL segments), run in the foreground as user
+//! `postgres`, a full backup taken at first start.
+//!
+//! The backup store has two parts, both outside the data directory:
+//! - the pgBackRest repository: base backups and every archived WAL segment
+//!   (`archive_command`, at least once a minute), for point-in-time recovery;
+//! - the WAL stream: `pg_receivewal` on a replication slot, receiving WAL as
+//!   it is flushed, so a restore to "latest" also replays the segment that
+//!   was not archived yet. Restores read both (archive first).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -18,6 +25,16 @@ pub const DATABASE: &str = "octollm";
 pub const ROLE: &str = "octollm";
 pub const MONITOR_ROLE: &str = "octollm_monitor";
 pub const STANZA: &str = "octollm";
+const STREAM_SLOT: &str = "octollm_wal_stream";
+
+/// How far a restore replays WAL.
+#[derive(Debug, Clone)]
+pub enum RestoreTarget {
+    /// Everything in the archive and the WAL stream.
+    Latest,
+    /// Up to (excluding) this instant, e.g. `2026-11-29 14:30:00.123456+00`.
+    Time(String),
+}
 
 pub struct Postgres<'a> {
     stack: &'a Stack,
@@ -46,6 +63,11 @@ impl<'a> Postgres<'a> {
 
     pub fn backup_repo(&self) -> PathBuf {
         self.root().join("backup-repo")
+    }
+
+    /// Where `pg_receivewal` writes (part of the backup store).
+    pub fn stream_dir(&self) -> PathBuf {
+        self.root().join("wal-stream")
     }
 
     pub fn port(&self) -> u16 {
@@ -100,6 +122,7 @@ impl<'a> Postgres<'a> {
         for dir in [
             "run",
             "backup-repo",
+            "wal-stream",
             "pgbackrest/log",
             "pgbackrest/lock",
             "pgbackrest/spool",
@@ -107,10 +130,11 @@ impl<'a> Postgres<'a> {
             fs::create_dir_all(root.join(dir))?;
         }
         let vars = self.vars();
-        let templates = project_root().join("deploy/local");
-        let pg_conf = template::render_file(&templates.join("postgresql.conf.tmpl"), &vars)?;
-        let backrest_conf = template::render_file(&templates.join("pgbackrest.conf.tmpl"), &vars)?;
-        fs::write(self.pgbackrest_config(), &backrest_conf)?;
+        let pg_conf = template::render_file(
+            &project_root().join("deploy/local/postgresql.conf.tmpl"),
+            &vars,
+        )?;
+        let backrest_conf = self.write_backup_config()?;
 
         if !self.data_dir().join("PG_VERSION").exists() {
             say!("initialising PostgreSQL in {}", self.data_dir().display());
@@ -142,10 +166,53 @@ impl<'a> Postgres<'a> {
         Ok(format!("{pg_conf}{backrest_conf}"))
     }
 
+    /// Renders pgBackRest's config (all a restore needs); returns its text.
+    pub fn write_backup_config(&self) -> Result<String> {
+        for dir in ["pgbackrest/log", "pgbackrest/lock", "pgbackrest/spool"] {
+            fs::create_dir_all(self.root().join(dir))?;
+        }
+        let text = template::render_file(
+            &project_root().join("deploy/local/pgbackrest.conf.tmpl"),
+            &self.vars(),
+        )?;
+        fs::write(self.pgbackrest_config(), &text)?;
+        Ok(text)
+    }
+
     pub fn command(&self) -> Command {
         let mut command = as_postgres(&format!("{BIN}/postgres"));
         command.arg("-D").arg(self.data_dir());
         command
+    }
+
+    /// `pg_receivewal` on the stack's slot, flushing each write.
+    pub fn stream_command(&self) -> Command {
+        let mut command = self.client_as_postgres("pg_receivewal");
+        command
+            .arg("-D")
+            .arg(self.stream_dir())
+            .args([&format!("--slot={STREAM_SLOT}"), "--synchronous"]);
+        command
+    }
+
+    /// Whether a WAL receiver is streaming from this cluster.
+    pub fn is_streaming(&self) -> bool {
+        self.psql(
+            "SELECT count(*) FROM pg_stat_replication \
+             WHERE application_name = 'pg_receivewal' AND state = 'streaming'",
+        )
+        .is_ok_and(|n| n.trim() == "1")
+    }
+
+    /// Accepting connections, and a primary: a restored cluster answers
+    /// read-only while it still replays WAL.
+    /// Whether the WAL stream holds everything PostgreSQL has flushed.
+    pub fn stream_caught_up(&self) -> bool {
+        self.psql(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_flush_lsn(), flush_lsn) <= 0 \
+             FROM pg_stat_replication WHERE application_name = 'pg_receivewal'",
+        )
+        .is_ok_and(|r| r.trim() == "t")
     }
 
     pub fn is_ready(&self) -> bool {
@@ -153,14 +220,20 @@ impl<'a> Postgres<'a> {
             .arg("-q")
             .status()
             .is_ok_and(|s| s.success())
+            && self
+                .psql("SELECT pg_is_in_recovery()")
+                .is_ok_and(|r| r.trim() == "f")
     }
 
     /// Creates the application and monitoring roles and the database.
     pub fn provision(&self) -> Result<()> {
         let app = self.stack.secret("postgres-password")?;
         let monitor = self.stack.secret("postgres-monitor-password")?;
+        // The passwords must not reach the server log, even in a failed
+        // statement's STATEMENT line.
         self.psql(&format!(
-            "DO $$ BEGIN
+            "SET log_min_error_statement = panic;
+             DO $$ BEGIN
                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') THEN
                  CREATE ROLE {ROLE} LOGIN;
                END IF;
@@ -170,6 +243,11 @@ impl<'a> Postgres<'a> {
              END $$;
              ALTER ROLE {ROLE} PASSWORD '{app}';
              ALTER ROLE {MONITOR_ROLE} PASSWORD '{monitor}';"
+        ))?;
+        // Slots are not in base backups: a restored cluster needs it again.
+        self.psql(&format!(
+            "SELECT pg_create_physical_replication_slot('{STREAM_SLOT}', true) \
+             WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '{STREAM_SLOT}')"
         ))?;
         if self
             .psql(&format!(
@@ -230,6 +308,95 @@ impl<'a> Postgres<'a> {
         Ok(text)
     }
 
+    /// Takes a backup of `kind` (full, diff or incr).
+    pub fn backup(&self, kind: &str) -> Result<()> {
+        self.pgbackrest(&["backup", &format!("--type={kind}")])
+            .with_context(|| format!("pgbackrest {kind} backup"))
+            .map(drop)
+    }
+
+    /// Rebuilds the data directory from the backup store. PostgreSQL must be
+    /// stopped; whatever is in the data directory is discarded. The WAL
+    /// stream is moved aside (its receiver must be stopped too) and replayed
+    /// from there, so the fresh receiver starts on a clean directory.
+    pub fn restore(&self, target: &RestoreTarget) -> Result<()> {
+        let data = self.data_dir();
+        if data.exists() {
+            fs::remove_dir_all(&data)?;
+        }
+        fs::create_dir_all(&data)?;
+        fs::set_permissions(&data, fs::Permissions::from_mode(0o700))?;
+        let replayed_stream = self.replayed_stream_dir();
+        if replayed_stream.exists() {
+            fs::remove_dir_all(&replayed_stream)?;
+        }
+        fs::rename(self.stream_dir(), &replayed_stream)?;
+        fs::create_dir_all(self.stream_dir())?;
+        chown_postgres(&self.root())?;
+
+        let stream = replayed_stream.display();
+        let restore_command = format!(
+            "pgbackrest --config={} --stanza={STANZA} archive-get %f \"%p\" \
+             || cp {stream}/%f \"%p\" 2>/dev/null || cp {stream}/%f.partial \"%p\" 2>/dev/null",
+            self.pgbackrest_config().display()
+        );
+        let mut args = vec![
+            "restore".to_owned(),
+            format!("--recovery-option=restore_command={restore_command}"),
+        ];
+        match target {
+            // Replays to the end of the WAL available, then promotes.
+            RestoreTarget::Latest => args.push("--type=default".to_owned()),
+            RestoreTarget::Time(time) => args.extend([
+                "--type=time".to_owned(),
+                format!("--target={time}"),
+                "--target-exclusive".to_owned(),
+                "--target-action=promote".to_owned(),
+            ]),
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.pgbackrest(&args).context("pgbackrest restore")?;
+        Ok(())
+    }
+
+    /// Deletes the streamed segments that pgBackRest has archived too: the
+    /// stream only has to cover what the archive does not hold yet. While
+    /// archiving fails, nothing is deleted.
+    pub fn prune_stream(&self) -> Result<usize> {
+        let archived = self.psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")?;
+        let archived = archived.trim();
+        if archived.len() != 24 {
+            return Ok(0);
+        }
+        let mut removed = 0;
+        for entry in fs::read_dir(self.stream_dir())? {
+            let path = entry?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let complete_segment = name.len() == 24 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            if complete_segment && name <= archived {
+                fs::remove_file(&path)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn replayed_stream_dir(&self) -> PathBuf {
+        self.root().join("wal-stream.replayed")
+    }
+
+    /// After a restore and a fresh full backup, the stream that was
+    /// replayed is no longer needed.
+    pub fn drop_replayed_stream(&self) -> Result<()> {
+        let dir = self.replayed_stream_dir();
+        if dir.exists() {
+            fs::remove_dir_all(dir)?;
+        }
+        Ok(())
+    }
+
     pub fn pgbackrest(&self, args: &[&str]) -> Result<String> {
         run(as_postgres("pgbackrest")
             .arg(format!("--config={}", self.pgbackrest_config().display()))
@@ -240,22 +407,37 @@ impl<'a> Postgres<'a> {
     /// A PostgreSQL client program, connecting as `postgres` over the socket
     /// (peer auth), so probes and provisioning log no failures.
     fn client(&self, program: &str) -> Command {
+        let mut command = self.client_as_postgres(program);
+        command.args(["-d", "postgres"]);
+        command
+    }
+
+    fn client_as_postgres(&self, program: &str) -> Command {
         let mut command = as_postgres(&format!("{BIN}/{program}"));
         command.arg("-h").arg(self.socket_dir()).args([
             "-p",
             &self.port().to_string(),
             "-U",
             "postgres",
-            "-d",
-            "postgres",
         ]);
         command
     }
 
     pub fn psql(&self, sql: &str) -> Result<String> {
-        run(self
-            .client("psql")
-            .args(["-v", "ON_ERROR_STOP=1", "-qtA", "-c", sql]))
+        self.psql_in("postgres", sql)
+    }
+
+    /// Runs `sql` as the superuser in `database`; rows as `a|b` lines.
+    pub fn psql_in(&self, database: &str, sql: &str) -> Result<String> {
+        run(self.client_as_postgres("psql").args([
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qtA",
+            "-c",
+            sql,
+        ]))
     }
 
     /// Removes the cluster and its backups (for `down --purge`).

@@ -15,8 +15,15 @@ use anyhow::{Context, Result, bail};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Component {
     pub name: &'static str,
-    /// Port before `--port-base` is added (TARGET.md §3 for the services).
+    /// Port before `--port-base` is added (TARGET.md §3 for the services);
+    /// 0 for a component that listens on no port.
     pub default_port: u16,
+}
+
+impl Component {
+    pub fn listens(self) -> bool {
+        self.default_port != 0
+    }
 }
 
 const fn component(name: &'static str, default_port: u16) -> Component {
@@ -24,12 +31,17 @@ const fn component(name: &'static str, default_port: u16) -> Component {
 }
 
 pub const POSTGRES: Component = component("postgres", 5432);
+/// `pg_receivewal`: streams WAL into the backup store as it is written, so a
+/// restore loses at most the last milliseconds (archiving alone: a segment).
+pub const WAL_STREAM: Component = component("wal-stream", 0);
 pub const REDIS: Component = component("redis", 6379);
 pub const LLM_SIM: Component = component("llm-sim", 8090);
 pub const REFLEX_LAYER: Component = component("reflex-layer", 8080);
 pub const ORCHESTRATOR: Component = component("orchestrator", 8000);
 pub const ALERT_SINK: Component = component("alert-sink", 9095);
 pub const PUSHGATEWAY: Component = component("pushgateway", 9091);
+/// `cargo xtask backup --schedule`: daily full, hourly differential and Redis copy.
+pub const BACKUP_SCHEDULER: Component = component("backup-scheduler", 0);
 pub const NODE_EXPORTER: Component = component("node-exporter", 9100);
 pub const POSTGRES_EXPORTER: Component = component("postgres-exporter", 9187);
 pub const REDIS_EXPORTER: Component = component("redis-exporter", 9121);
@@ -39,12 +51,14 @@ pub const PROMETHEUS: Component = component("prometheus", 9090);
 /// Every component, in start order (dependencies first).
 pub const COMPONENTS: &[Component] = &[
     POSTGRES,
+    WAL_STREAM,
     REDIS,
     LLM_SIM,
     REFLEX_LAYER,
     ORCHESTRATOR,
     ALERT_SINK,
     PUSHGATEWAY,
+    BACKUP_SCHEDULER,
     NODE_EXPORTER,
     POSTGRES_EXPORTER,
     REDIS_EXPORTER,
@@ -191,6 +205,11 @@ impl Stack {
             .spawn()
             .with_context(|| format!("cannot start {}", component.name))?;
         let pid = i32::try_from(child.id())?;
+        // A long-running xtask (dr-test, alert-sim) restarts components; reap
+        // them when they die, or their zombies keep PostgreSQL's stale lock
+        // file looking alive. When xtask exits, init inherits them.
+        let mut child = child;
+        std::thread::spawn(move || child.wait());
         fs::write(self.run_file(component, "pid"), pid.to_string())?;
         fs::write(self.run_file(component, "fingerprint"), fingerprint)?;
         Ok(pid)
@@ -204,7 +223,9 @@ impl Stack {
             let _ = fs::remove_file(self.run_file(component, "pid"));
             return Ok(false);
         };
-        signal(pid, "TERM")?;
+        // PostgreSQL's SIGTERM is a "smart" shutdown that waits for every
+        // client to leave; SIGINT is the fast, clean one.
+        signal(pid, if component == POSTGRES { "INT" } else { "TERM" })?;
         let started = Instant::now();
         while started.elapsed() < grace && is_alive(pid) {
             std::thread::sleep(Duration::from_millis(50));
@@ -226,7 +247,7 @@ impl Stack {
     /// Fails clearly when something other than our own process holds the port.
     pub fn check_port_free(&self, component: Component) -> Result<()> {
         let port = self.port(component);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+        if component.listens() && std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
             bail!(
                 "port {port} ({}) is already in use by another process; stop it, or deploy with --port-base N to shift every port",
                 component.name

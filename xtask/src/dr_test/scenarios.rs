@@ -1,0 +1,786 @@
+//! The drills. Each is a plain function from a [`Drill`] to an [`Outcome`];
+//! the table [`SCENARIOS`] names them. Scenarios that need a Kubernetes
+//! cluster or several sites are listed in [`NOT_RUNNABLE`] with the runbook
+//! that holds their procedure.
+
+use std::collections::HashSet;
+use std::fs;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+
+use super::Drill;
+use super::ledger::{self, Ledger, Verdict};
+use super::report::Outcome;
+use crate::backup;
+use crate::deploy::components::{self, DEFAULT_TIMINGS};
+use crate::deploy::postgres::{DATABASE, Postgres, RestoreTarget};
+use crate::deploy::redis::{self, Redis};
+use crate::deploy::stack::{
+    COMPONENTS, Component, ORCHESTRATOR, POSTGRES, PROMETHEUS, REDIS, REFLEX_LAYER, Stack,
+    WAL_STREAM, wait_for,
+};
+use crate::deploy::{self, reconcile};
+use crate::say;
+
+pub struct Scenario {
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// Part of a run without `--scenario` (the negative control is not).
+    pub in_default_run: bool,
+    pub run: fn(&Drill) -> Result<Outcome>,
+}
+
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "disk-loss",
+        summary: "PostgreSQL's data directory is destroyed under load; restore the latest state from the backup store",
+        in_default_run: true,
+        run: disk_loss,
+    },
+    Scenario {
+        name: "accidental-delete",
+        summary: "every task row is DELETEd by mistake; point-in-time recovery to just before it",
+        in_default_run: true,
+        run: accidental_delete,
+    },
+    Scenario {
+        name: "corruption",
+        summary: "a block of the tasks table is silently corrupted on disk; data checksums catch it, then restore",
+        in_default_run: true,
+        run: corruption,
+    },
+    Scenario {
+        name: "bad-migration",
+        summary: "a bad schema migration breaks task intake; roll back with point-in-time recovery",
+        in_default_run: true,
+        run: bad_migration,
+    },
+    Scenario {
+        name: "redis-loss",
+        summary: "Redis crashes (AOF replay), then loses its data directory (restore the RDB copy); the reflex layer keeps answering",
+        in_default_run: true,
+        run: redis_loss,
+    },
+    Scenario {
+        name: "stack-loss",
+        summary: "the whole local stack is wiped except the backup store; rebuild from the backups alone",
+        in_default_run: true,
+        run: stack_loss,
+    },
+    Scenario {
+        name: "repo-damaged",
+        summary: "a file of the newest backup is damaged; verify catches it, BackupVerifyFailed fires, a new backup repairs it",
+        in_default_run: true,
+        run: repo_damaged,
+    },
+    Scenario {
+        name: "orchestrator-crash",
+        summary: "the orchestrator is SIGKILLed under load; every acknowledged task survives and finishes",
+        in_default_run: true,
+        run: orchestrator_crash,
+    },
+    Scenario {
+        name: "wrong-target",
+        summary: "negative control: a point-in-time restore to 3 s too early must be reported as data loss",
+        in_default_run: false,
+        run: wrong_target,
+    },
+];
+
+/// Seed scenarios that need more than one machine.
+pub const NOT_RUNNABLE: &[(&str, &str)] = &[
+    ("regional-outage", "needs a second region"),
+    ("datacenter-failure", "needs a second site"),
+    ("ransomware", "needs immutable off-site backup storage"),
+    ("network-partition", "needs several nodes"),
+    (
+        "security-breach",
+        "needs credential rotation across a cluster",
+    ),
+];
+
+pub fn print_list() {
+    say!("runnable scenarios (cargo xtask dr-test --scenario NAME):");
+    for s in SCENARIOS {
+        let note = if s.in_default_run {
+            ""
+        } else {
+            " [not in the default run]"
+        };
+        say!("  {:<20} {}{note}", s.name, s.summary);
+    }
+    say!("not runnable on one machine (procedures in runbooks/disaster-recovery.md):");
+    for (name, why) in NOT_RUNNABLE {
+        say!("  {name:<20} {why}");
+    }
+}
+
+// ── the scenarios ──────────────────────────────────────────────────────────
+
+fn disk_loss(drill: &Drill) -> Result<Outcome> {
+    let stack = drill.stack;
+    let mut out = Outcome::allowing_loss_within_rpo();
+    let ledger = load(drill, &mut out, "disk-loss")?;
+    out.phase("disaster: PostgreSQL killed, data directory deleted");
+    let disaster = Disaster::now();
+    crash(stack, POSTGRES)?;
+    fs::remove_dir_all(Postgres::new(stack).data_dir())?;
+    out.phase("detection");
+    wait_for(
+        "orchestrator to report not ready",
+        Duration::from_secs(30),
+        || !components::http_ok(&format!("{}/ready", stack.url(ORCHESTRATOR))),
+    )?;
+    out.note(format!(
+        "detected after {:.2?} (orchestrator /ready → 503)",
+        disaster.elapsed()
+    ));
+    let acks = ledger.stop()?;
+    restore_and_verify(
+        drill,
+        &mut out,
+        &disaster,
+        &acks,
+        RestoreTarget::Latest,
+        None,
+    )
+}
+
+fn accidental_delete(drill: &Drill) -> Result<Outcome> {
+    point_in_time(
+        drill,
+        "accidental-delete",
+        "DELETE FROM tasks",
+        Duration::ZERO,
+    )
+}
+
+fn wrong_target(drill: &Drill) -> Result<Outcome> {
+    point_in_time(
+        drill,
+        "wrong-target",
+        "DELETE FROM tasks",
+        Duration::from_secs(3),
+    )
+}
+
+fn bad_migration(drill: &Drill) -> Result<Outcome> {
+    let mut out = point_in_time(
+        drill,
+        "bad-migration",
+        "ALTER TABLE tasks RENAME COLUMN goal TO goal_text",
+        Duration::ZERO,
+    )?;
+    out.note("the binary and config were not changed; rolling back is the PITR alone");
+    Ok(out)
+}
+
+/// Runs `mistake` under load, then restores to the instant before it (minus
+/// `too_early`, for the negative control).
+fn point_in_time(drill: &Drill, name: &str, mistake: &str, too_early: Duration) -> Result<Outcome> {
+    let stack = drill.stack;
+    let pg = Postgres::new(stack);
+    let mut out = Outcome::default();
+    let ledger = load(drill, &mut out, name)?;
+    let (target, target_us) = db_clock(&pg)?;
+    out.phase(&format!("disaster: {mistake}"));
+    let disaster = Disaster::now();
+    pg.psql_in(DATABASE, mistake)?;
+    out.phase("detection");
+    detect_damage(stack, &pg, &target)?;
+    out.note(format!("detected after {:.2?}", disaster.elapsed()));
+    // Writes after the mistake (refused or not) must not survive the restore.
+    std::thread::sleep(Duration::from_secs(1));
+    let acks = ledger.stop()?;
+    // The ledger is always judged against the instant before the mistake;
+    // the negative control restores to an earlier one on purpose.
+    let restore_to = if too_early.is_zero() {
+        target
+    } else {
+        shift_back(&pg, target_us - i64::try_from(too_early.as_micros())?)?.0
+    };
+    out.note(format!("recovery target: {restore_to} (exclusive)"));
+    restore_and_verify(
+        drill,
+        &mut out,
+        &disaster,
+        &acks,
+        RestoreTarget::Time(restore_to),
+        Some(target_us),
+    )
+}
+
+/// After the DELETE the tasks from before `target` are gone; after the bad
+/// migration, intake fails.
+fn detect_damage(stack: &Stack, pg: &Postgres, target: &str) -> Result<()> {
+    let before = format!("SELECT count(*) FROM tasks WHERE created_at < '{target}'");
+    wait_for("the damage to show", Duration::from_secs(30), || {
+        let gone = pg.psql_in(DATABASE, &before).is_ok_and(|n| n.trim() == "0");
+        gone || deploy::submit_task(stack, &serde_json::json!({"goal": "DR detection probe"}))
+            .is_err()
+    })
+}
+
+fn corruption(drill: &Drill) -> Result<Outcome> {
+    let stack = drill.stack;
+    let pg = Postgres::new(stack);
+    let mut out = Outcome::allowing_loss_within_rpo();
+    let relation = pg.psql_in(DATABASE, "SELECT pg_relation_filepath('tasks')")?;
+    let ledger = load(drill, &mut out, "corruption")?;
+    out.phase(
+        "disaster: 64 bytes of block 0 of the tasks table overwritten (PostgreSQL restarted)",
+    );
+    let disaster = Disaster::now();
+    stack.stop(POSTGRES, Duration::from_secs(30))?;
+    let file = pg.data_dir().join(relation.trim());
+    let mut bytes = fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    if bytes.len() < 8192 {
+        bail!("{} is smaller than one block", file.display());
+    }
+    bytes[4096..4160].fill(0xA5);
+    fs::write(&file, &bytes)?;
+    reconcile(stack, POSTGRES, &DEFAULT_TIMINGS)?;
+    // pg_receivewal retries only every 5 s; reconnect it now.
+    stack.stop(WAL_STREAM, Duration::from_secs(10))?;
+    reconcile(stack, WAL_STREAM, &DEFAULT_TIMINGS)?;
+    out.phase("detection: full scan of tasks");
+    let scan = "SELECT count(*), sum(length(goal)) FROM tasks";
+    match pg.psql_in(DATABASE, scan) {
+        Ok(rows) => {
+            bail!("the corrupted block was read without error ({rows}): checksums are off?")
+        }
+        Err(error) => out.note(format!(
+            "detected: {}",
+            format!("{error:#}")
+                .lines()
+                .find(|l| l.contains("ERROR"))
+                .unwrap_or("query failed")
+        )),
+    }
+    let acks = ledger.stop()?;
+    let result = restore_and_verify(
+        drill,
+        &mut out,
+        &disaster,
+        &acks,
+        RestoreTarget::Latest,
+        None,
+    );
+    pg.psql_in(DATABASE, scan)
+        .context("the full scan still fails after the restore")?;
+    out.note("full scan of tasks succeeds after the restore");
+    result
+}
+
+fn orchestrator_crash(drill: &Drill) -> Result<Outcome> {
+    let stack = drill.stack;
+    let pg = Postgres::new(stack);
+    let mut out = Outcome::default();
+    let ledger = load(drill, &mut out, "orchestrator-crash")?;
+    out.phase("disaster: orchestrator SIGKILLed");
+    let disaster = Disaster::now();
+    crash(stack, ORCHESTRATOR)?;
+    out.phase("restart");
+    reconcile(stack, ORCHESTRATOR, &DEFAULT_TIMINGS)?;
+    wait_service(stack)?;
+    out.rto = Some(disaster.elapsed());
+    let acks = ledger.stop()?;
+    out.phase("verification: every acknowledged task present");
+    let verdict = ledger::compare(&acks, &present_ids(&pg)?, None);
+    out.rpo = rpo(disaster.unix_us, &verdict);
+    out.verdict = Some(verdict);
+    out.phase("verification: every acknowledged task finishes");
+    let ids: Vec<String> = acks.iter().map(|a| format!("'{}'", a.id)).collect();
+    let unfinished = format!(
+        "SELECT count(*) FROM tasks WHERE status IN ('queued', 'running') AND id IN ({})",
+        ids.join(",")
+    );
+    let started = Instant::now();
+    let finished = wait_for(
+        "acknowledged tasks to finish",
+        Duration::from_secs(120),
+        || {
+            pg.psql_in(DATABASE, &unfinished)
+                .is_ok_and(|n| n.trim() == "0")
+        },
+    );
+    match finished {
+        Ok(()) => out.note(format!(
+            "all {} acknowledged tasks reached a final state {:.1}s after the restart",
+            acks.len(),
+            started.elapsed().as_secs_f64()
+        )),
+        Err(error) => bail!(
+            "{error:#}: {} still unfinished",
+            pg.psql_in(DATABASE, &unfinished)?.trim()
+        ),
+    }
+    Ok(out)
+}
+
+fn redis_loss(drill: &Drill) -> Result<Outcome> {
+    let stack = drill.stack;
+    let redis = Redis::new(stack);
+    let mut out = Outcome::allowing_loss_within_rpo();
+    out.phase("load: 500 keys, an RDB copy, 500 more keys");
+    redis.cli(&[
+        "EVAL",
+        "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end",
+        "0",
+        "dr-drill:*",
+    ])?;
+    write_keys(&redis, 0..500)?;
+    let copy = redis.backup()?;
+    write_keys(&redis, 500..1000)?;
+    // appendfsync everysec: what was written a second ago is on disk.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    out.phase("disaster 1: Redis SIGKILLed");
+    crash(stack, REDIS)?;
+    check_reflex_answers(stack)?;
+    out.note("the reflex layer answered a check while Redis was down");
+    reconcile(stack, REDIS, &DEFAULT_TIMINGS)?;
+    let after_crash = count_keys(&redis)?;
+    if after_crash != 1000 {
+        bail!("after a crash and AOF replay {after_crash} of 1000 keys are left");
+    }
+    out.note("after the crash, AOF replay restored all 1000 keys");
+
+    out.phase("disaster 2: Redis killed, data directory deleted");
+    let disaster = Disaster::now();
+    crash(stack, REDIS)?;
+    fs::remove_dir_all(redis.data_dir())?;
+    out.phase("restore: newest intact RDB copy, AOF rebuilt from it");
+    let restored = redis.restore_latest_copy()?;
+    redis::rebuild_aof_from_rdb(&redis)?;
+    reconcile(stack, REDIS, &DEFAULT_TIMINGS)?;
+    out.rto = Some(disaster.elapsed());
+    out.phase("verification");
+    let keys = count_keys(&redis)?;
+    out.verdict = Some(Verdict {
+        expected: 500,
+        lost: 500usize.saturating_sub(keys),
+        unexpected: keys.saturating_sub(500),
+        ..Verdict::default()
+    });
+    // Keys written after the copy are lost by design: RPO = the copy's age,
+    // judged against the copy interval rather than 1 s, because Redis holds
+    // cache and rate-limit state only, which rebuilds itself.
+    let age = disaster.unix_s.saturating_sub(restored.taken_at);
+    out.note(format!(
+        "restored {} ({} bytes); the 500 keys written after it are gone as expected; copy age {age}s",
+        restored.path.display(),
+        copy.size
+    ));
+    out.rpo = Some(Duration::from_secs(age));
+    out.rpo_goal = Some(crate::backup::REDIS_COPY_INTERVAL);
+    Ok(out)
+}
+
+fn stack_loss(drill: &Drill) -> Result<Outcome> {
+    let stack = drill.stack;
+    let pg = Postgres::new(stack);
+    let mut out = Outcome::allowing_loss_within_rpo();
+    Redis::new(stack).backup()?;
+    let ledger = load(drill, &mut out, "stack-loss")?;
+    out.phase("disaster: every process killed, state directory and data wiped (backup store kept)");
+    let disaster = Disaster::now();
+    for component in COMPONENTS.iter().rev() {
+        crash(stack, *component)?;
+    }
+    let acks = ledger.stop()?;
+    let port_base = stack.port_base;
+    let state_dir = stack.state_dir.clone();
+    let ledger_copy = drill.work_dir.join("stack-loss.kept");
+    fs::remove_dir_all(&state_dir)?;
+    for gone in [pg.data_dir(), pg.socket_dir(), pg.pgbackrest_config()] {
+        let _ = fs::remove_dir_all(&gone).or_else(|_| fs::remove_file(&gone));
+    }
+    let _ = fs::remove_file(ledger_copy);
+
+    out.phase("rebuild: PostgreSQL restored, Redis restored, stack redeployed");
+    let fresh = Stack::new(&state_dir, port_base)?;
+    fs::write(state_dir.join("port-base"), port_base.to_string())?;
+    let pg = Postgres::new(&fresh);
+    pg.write_backup_config()?;
+    pg.restore(&RestoreTarget::Latest)?;
+    let redis = Redis::new(&fresh);
+    components::launch(&fresh, REDIS, &DEFAULT_TIMINGS)?; // renders redis.conf
+    redis.restore_latest_copy()?;
+    redis::rebuild_aof_from_rdb(&redis)?;
+    deploy::Deploy {
+        state_dir: state_dir.clone(),
+        port_base,
+        no_smoke: true,
+        target: deploy::Target::Local,
+    }
+    .run(drill.sh)?;
+    wait_service(&fresh)?;
+    out.rto = Some(disaster.elapsed());
+    out.phase("verification");
+    let verdict = ledger::compare(&acks, &present_ids(&pg)?, None);
+    out.rpo = rpo(disaster.unix_us, &verdict);
+    out.verdict = Some(verdict);
+    out.note("new secrets (API token, passwords) were generated; the data came from the backup store alone");
+    fresh_backup(&pg, &mut out)?;
+    Ok(out)
+}
+
+fn repo_damaged(drill: &Drill) -> Result<Outcome> {
+    let stack = drill.stack;
+    let pg = Postgres::new(stack);
+    let mut out = Outcome::default();
+    out.phase("disaster: a file of the newest full backup is overwritten");
+    pg.backup("full")?;
+    let label = newest_backup_label(&pg)?;
+    let damaged = largest_file(
+        &pg.backup_repo()
+            .join("backup")
+            .join(super::super::deploy::postgres::STANZA)
+            .join(&label),
+    )?;
+    let disaster = Disaster::now();
+    let mut bytes = fs::read(&damaged)?;
+    let middle = bytes.len() / 2;
+    let end = (middle + 64).min(bytes.len());
+    for b in &mut bytes[middle..end] {
+        *b ^= 0xFF;
+    }
+    fs::write(&damaged, &bytes)?;
+    out.note(format!("damaged {}", damaged.display()));
+
+    out.phase("detection: pgbackrest verify");
+    match backup::verify(stack) {
+        Ok(()) => bail!("pgbackrest verify did not notice the damaged file"),
+        Err(error) => out.note(format!(
+            "verify failed as it must: {}",
+            first_line(&format!("{error:#}"))
+        )),
+    }
+    out.phase("detection: BackupVerifyFailed firing in Prometheus");
+    wait_alert(stack, "BackupVerifyFailed", true)?;
+    out.note(format!(
+        "alert firing {:.1?} after the damage",
+        disaster.elapsed()
+    ));
+
+    out.phase("repair: new full backup, damaged set expired, verify");
+    pg.backup("full")?;
+    pg.pgbackrest(&["expire", &format!("--set={label}")])?;
+    backup::verify(stack)?;
+    out.rto = Some(disaster.elapsed());
+    out.phase("resolution: BackupVerifyFailed no longer firing");
+    wait_alert(stack, "BackupVerifyFailed", false)?;
+    Ok(out)
+}
+
+// ── shared steps ───────────────────────────────────────────────────────────
+
+/// When a disaster struck, by the monotonic and the wall clock.
+struct Disaster {
+    at: Instant,
+    unix_us: i64,
+    unix_s: u64,
+}
+
+impl Disaster {
+    fn now() -> Self {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Self {
+            at: Instant::now(),
+            unix_us: i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX),
+            unix_s: since_epoch.as_secs(),
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.at.elapsed()
+    }
+}
+
+/// Starts the ledger and lets it write for the drill's load period.
+fn load(drill: &Drill, out: &mut Outcome, name: &str) -> Result<Ledger> {
+    out.phase(&format!(
+        "load: {} writes/s for {}s",
+        drill.rate,
+        drill.load_for.as_secs()
+    ));
+    wait_service(drill.stack)?;
+    let ledger = Ledger::start(
+        drill.stack,
+        &drill.work_dir.join(format!("{name}.ledger")),
+        drill.rate,
+    )?;
+    std::thread::sleep(drill.load_for);
+    Ok(ledger)
+}
+
+/// Restores PostgreSQL to `target`, waits for the service, compares the
+/// ledger, then takes the fresh full backup every restore needs.
+fn restore_and_verify(
+    drill: &Drill,
+    out: &mut Outcome,
+    disaster: &Disaster,
+    acks: &[ledger::Ack],
+    target: RestoreTarget,
+    target_us: Option<i64>,
+) -> Result<Outcome> {
+    let stack = drill.stack;
+    let pg = Postgres::new(stack);
+    out.phase("restore (pgBackRest + WAL stream)");
+    // If PostgreSQL still runs, its last writes are lost with it unless the
+    // stream has them: let it catch up first (as the runbook says).
+    let mut lost_state_at = disaster.unix_us;
+    if stack.pid(POSTGRES).is_some() {
+        let caught_up = wait_for(
+            "the WAL stream to catch up",
+            Duration::from_secs(10),
+            || pg.stream_caught_up(),
+        );
+        if let Err(error) = caught_up {
+            out.note(format!("{error:#}; restoring anyway"));
+        }
+        lost_state_at = Disaster::now().unix_us;
+    }
+    stack.stop(WAL_STREAM, Duration::from_secs(10))?;
+    crash(stack, POSTGRES)?;
+    pg.restore(&target)?;
+    reconcile(stack, POSTGRES, &DEFAULT_TIMINGS)?;
+    reconcile(stack, WAL_STREAM, &DEFAULT_TIMINGS)?;
+    out.phase("service back: a new task acknowledged");
+    wait_service(stack)?;
+    out.rto = Some(disaster.elapsed());
+    out.phase("verification against the ledger");
+    let verdict = ledger::compare(acks, &present_ids(&pg)?, target_us);
+    out.rpo = match target_us {
+        // Point in time: how close to the target the newest survivor is.
+        Some(t) => verdict
+            .last_surviving_ack_us
+            .map(|last| Duration::from_micros(u64::try_from(t - last).unwrap_or(0))),
+        None => rpo(lost_state_at, &verdict),
+    };
+    out.verdict = Some(verdict);
+    fresh_backup(&pg, out)?;
+    Ok(std::mem::take(out))
+}
+
+fn fresh_backup(pg: &Postgres, out: &mut Outcome) -> Result<()> {
+    out.phase("after the restore: fresh full backup (not part of the RTO)");
+    pg.backup("full")?;
+    pg.drop_replayed_stream()
+}
+
+/// How much acknowledged history was lost when the database lost its state
+/// at `lost_at` (unix µs): back to the oldest lost write if any was lost,
+/// else back to the newest write that survived.
+fn rpo(lost_at: i64, verdict: &Verdict) -> Option<Duration> {
+    let since = verdict
+        .oldest_lost_ack_us
+        .or(verdict.last_surviving_ack_us)?;
+    Some(Duration::from_micros(
+        u64::try_from(lost_at - since).unwrap_or(0),
+    ))
+}
+
+/// SIGKILLs the component's whole process group (PostgreSQL's backends too).
+fn crash(stack: &Stack, component: Component) -> Result<()> {
+    let Some(pid) = stack.pid(component) else {
+        return Ok(());
+    };
+    std::process::Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{pid}")])
+        .status()?;
+    wait_for(
+        &format!("{} to die", component.name),
+        Duration::from_secs(10),
+        || stack.pid(component).is_none(),
+    )
+}
+
+/// Waits until the orchestrator acknowledges a new task.
+fn wait_service(stack: &Stack) -> Result<()> {
+    wait_for(
+        "the orchestrator to acknowledge a task",
+        Duration::from_secs(120),
+        || deploy::submit_task(stack, &serde_json::json!({"goal": "DR service probe"})).is_ok(),
+    )
+}
+
+fn present_ids(pg: &Postgres) -> Result<HashSet<String>> {
+    Ok(pg
+        .psql_in(
+            DATABASE,
+            "SELECT id FROM tasks WHERE goal LIKE 'DR drill ledger write%'",
+        )?
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+/// The database's clock now: as a recovery target, and in unix µs.
+fn db_clock(pg: &Postgres) -> Result<(String, i64)> {
+    shift_back(pg, -1)
+}
+
+/// A recovery target for `unix_us` (or for now when negative).
+fn shift_back(pg: &Postgres, unix_us: i64) -> Result<(String, i64)> {
+    let at = if unix_us < 0 {
+        "clock_timestamp()".to_owned()
+    } else {
+        format!("to_timestamp({unix_us} / 1e6)")
+    };
+    let row = pg.psql_in(
+        DATABASE,
+        &format!(
+            "SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00', \
+             (extract(epoch FROM t) * 1000000)::bigint FROM (SELECT {at} AS t) s"
+        ),
+    )?;
+    let (text, micros) = row.trim().split_once('|').context("unexpected clock row")?;
+    Ok((text.to_owned(), micros.parse()?))
+}
+
+fn write_keys(redis: &Redis, range: std::ops::Range<u32>) -> Result<()> {
+    let mut args = vec!["MSET".to_owned()];
+    for i in range {
+        args.push(format!("dr-drill:{i}"));
+        args.push(format!("value-{i}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    redis.cli(&args).map(drop)
+}
+
+fn count_keys(redis: &Redis) -> Result<usize> {
+    Ok(redis
+        .cli(&[
+            "EVAL",
+            "return #redis.call('KEYS', ARGV[1])",
+            "0",
+            "dr-drill:*",
+        ])?
+        .trim()
+        .parse()?)
+}
+
+/// Losing Redis degrades the reflex layer; it must still answer.
+fn check_reflex_answers(stack: &Stack) -> Result<()> {
+    let auth = format!("Authorization: Bearer {}", deploy::api_token(stack)?);
+    let url = format!("{}/v1/reflex/check", stack.url(REFLEX_LAYER));
+    deploy::curl(&[
+        "-H",
+        &auth,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"text":"Is the cache down? Please answer anyway."}"#,
+        &url,
+    ])
+    .context("the reflex layer failed while Redis was down")
+    .map(drop)
+}
+
+fn wait_alert(stack: &Stack, alert: &str, firing: bool) -> Result<()> {
+    let url = format!("{}/api/v1/alerts", stack.url(PROMETHEUS));
+    wait_for(
+        &format!(
+            "{alert} to be {}",
+            if firing { "firing" } else { "resolved" }
+        ),
+        Duration::from_secs(180),
+        || {
+            deploy::curl(&[&url]).is_ok_and(|body| {
+                let is_firing = serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|v| {
+                    v["data"]["alerts"].as_array().is_some_and(|alerts| {
+                        alerts
+                            .iter()
+                            .any(|a| a["labels"]["alertname"] == alert && a["state"] == "firing")
+                    })
+                });
+                is_firing == firing
+            })
+        },
+    )
+}
+
+fn newest_backup_label(pg: &Postgres) -> Result<String> {
+    let info: serde_json::Value =
+        serde_json::from_str(&pg.pgbackrest(&["info", "--output=json"])?)?;
+    info[0]["backup"]
+        .as_array()
+        .and_then(|b| b.last())
+        .and_then(|b| b["label"].as_str())
+        .map(str::to_owned)
+        .context("the repository has no backup")
+}
+
+fn largest_file(dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    let mut best: Option<(u64, std::path::PathBuf)> = None;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if best.as_ref().is_none_or(|(size, _)| meta.len() > *size) {
+                best = Some((meta.len(), entry.path()));
+            }
+        }
+    }
+    best.map(|(_, path)| path)
+        .context("the backup has no files")
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+/// Loads `bytes` of finished tasks (unless the stack already holds them)
+/// and takes a full backup of them, so restores are timed on that size.
+pub fn seed_dataset(drill: &Drill, bytes: u64) -> Result<()> {
+    let pg = Postgres::new(drill.stack);
+    let size: u64 = pg
+        .psql_in(DATABASE, "SELECT pg_total_relation_size('tasks')")?
+        .trim()
+        .parse()?;
+    if size >= bytes {
+        say!("dataset: tasks already holds {} MB", size >> 20);
+        return Ok(());
+    }
+    // About 1.3 kB per row with its indexes.
+    let rows = (bytes - size) / 1300;
+    say!(
+        "dataset: loading {rows} finished tasks (~{} MB)",
+        bytes >> 20
+    );
+    let started = Instant::now();
+    let batch = 100_000;
+    let mut done = 0;
+    while done < rows {
+        let n = batch.min(rows - done);
+        pg.psql_in(
+            DATABASE,
+            &format!(
+                "INSERT INTO tasks (id, status, task_type, priority, goal, max_tokens, max_time_seconds, \
+                 max_cost_usd, result, created_at, finished_at) \
+                 SELECT gen_random_uuid(), 'succeeded', 'general', 1, 'seeded DR dataset task ' || i, 4000, 300, 1.0, \
+                 jsonb_build_object('answer', repeat(md5(i::text || random()::text), 28)), \
+                 now() - interval '1 day', now() - interval '1 day' FROM generate_series(1, {n}) i"
+            ),
+        )?;
+        done += n;
+        say!("dataset: {done}/{rows} rows");
+    }
+    say!(
+        "dataset loaded in {:.1?}; full backup of it",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    pg.backup("full")?;
+    say!("full backup in {:.1?}", started.elapsed());
+    Ok(())
+}
