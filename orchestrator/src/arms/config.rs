@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use arm_protocol::ArmKind;
 use clap::Args;
+// Redacts itself in `Debug`, so the secrets in `ArmArgs` never reach a log.
+use llm_client::ApiKey;
 
 #[derive(Debug, Clone, Args)]
 pub struct ArmArgs {
@@ -24,7 +26,7 @@ pub struct ArmArgs {
 
     /// Bearer token for calls to the arms.
     #[arg(long, env = "OCTOLLM_ARM_TOKEN", hide_env_values = true)]
-    pub arm_token: Option<String>,
+    pub arm_token: Option<ApiKey>,
 
     /// File holding the bearer token for calls to the arms.
     #[arg(long, env = "OCTOLLM_ARM_TOKEN_FILE")]
@@ -32,7 +34,7 @@ pub struct ArmArgs {
 
     /// Key that signs the executor's capability tokens (shared with the executor arm).
     #[arg(long, env = "OCTOLLM_CAPABILITY_KEY", hide_env_values = true)]
-    pub capability_key: Option<String>,
+    pub capability_key: Option<ApiKey>,
 
     /// File holding the capability-token signing key.
     #[arg(long, env = "OCTOLLM_CAPABILITY_KEY_FILE")]

@@ -34,7 +34,7 @@ pub fn start(
     };
     let endpoints = config::parse_endpoints(spec).map_err(anyhow::Error::msg)?;
     let token = config::secret(
-        args.arm_token.as_deref(),
+        args.arm_token.as_ref().map(llm_client::ApiKey::expose),
         args.arm_token_file.as_ref(),
         "OCTOLLM_ARM_TOKEN",
     )
@@ -45,7 +45,7 @@ pub fn start(
         )
     })?;
     let capability_key = config::secret(
-        args.capability_key.as_deref(),
+        args.capability_key.as_ref().map(llm_client::ApiKey::expose),
         args.capability_key_file.as_ref(),
         "OCTOLLM_CAPABILITY_KEY",
     )

@@ -154,9 +154,11 @@ fn exclusion(arm: &ArmSnapshot) -> &'static str {
     } else if !arm.serves {
         "does not serve it"
     } else {
-        "circuit open"
+        CIRCUIT_OPEN
     }
 }
+
+const CIRCUIT_OPEN: &str = "circuit open";
 
 pub struct ArmRegistry {
     arms: Vec<Arc<ArmInstance>>,
@@ -216,7 +218,15 @@ impl ArmRegistry {
                 None if snapshot.serves
                     || arm.endpoint.kind.capabilities().contains(&capability) =>
                 {
-                    excluded.push(format!("{} {}", arm.label(), exclusion(&snapshot)));
+                    let why = exclusion(&snapshot);
+                    if why == CIRCUIT_OPEN {
+                        // A call it would have had, refused by its circuit.
+                        arm.metrics
+                            .requests
+                            .with_label_values(&[arm.label(), "circuit_open"])
+                            .inc();
+                    }
+                    excluded.push(format!("{} {why}", arm.label()));
                 }
                 None => {}
             }

@@ -108,7 +108,11 @@ async fn a_task_flows_planner_then_parallel_steps_then_guardian_and_judge() {
     let s2 = arms.get(ArmKind::Executor).calls().remove(0);
     let s3 = arms.get(ArmKind::Coder).calls().remove(0);
     assert_eq!(
-        (s1.step_id.as_str(), s2.step_id.as_str(), s3.step_id.as_str()),
+        (
+            s1.step_id.as_str(),
+            s2.step_id.as_str(),
+            s3.step_id.as_str()
+        ),
         ("s1", "s2", "s3")
     );
     assert_eq!(s3.capability, "generate_code");
@@ -322,7 +326,8 @@ async fn a_failing_instance_is_retried_then_fails_over_to_its_twin() {
     let twin = arms.add(ArmKind::Retriever).await;
     let first = arms.get(ArmKind::Retriever);
     first.set_mode(Mode::Fail);
-    let orch = start(&pg.url(), &arms, &[]).await;
+    // A long cool-down: the open circuit must still refuse the second task.
+    let orch = start(&pg.url(), &arms, &["--arm-circuit-cool-down", "60s"]).await;
     wait_metric(&orch, "octollm_arm_available{arm=\"retriever-2\"}", 1.0).await;
 
     let id = orch.submit(json!({"goal": "fail over"})).await;
@@ -358,6 +363,16 @@ async fn a_failing_instance_is_retried_then_fails_over_to_its_twin() {
     let task = orch.wait_terminal(&id, Duration::from_secs(20)).await;
     assert_eq!(task["status"], "succeeded", "{task}");
     assert_eq!(twin.calls().len(), 2);
+    let metrics = orch.metrics().await;
+    assert!(
+        sample(
+            &metrics,
+            "octollm_arm_requests_total{arm=\"retriever\",status=\"circuit_open\"}"
+        )
+        .unwrap()
+            >= 1.0,
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -441,5 +456,45 @@ async fn guardian_blocks_unsafe_output_and_the_judge_is_not_asked() {
     assert_eq!(task["error"]["kind"], "command_not_allowed", "{task}");
     assert_eq!(arms.get(ArmKind::Executor).calls().len(), executed);
     let message = task["error"]["message"].as_str().unwrap();
-    assert!(message.contains("command \"rm\" is not allowed"), "{message}");
+    assert!(
+        message.contains("command \"rm\" is not allowed"),
+        "{message}"
+    );
+}
+
+#[test]
+fn bad_arm_configuration_stops_the_start_with_a_clear_error() {
+    for (env, expected) in [
+        (
+            vec![("OCTOLLM_ARMS", "plannr=http://127.0.0.1:1")],
+            "unknown arm \"plannr\" (known: planner,",
+        ),
+        (
+            vec![("OCTOLLM_ARMS", "planner=http://127.0.0.1:1")],
+            "neither OCTOLLM_ARM_TOKEN nor OCTOLLM_ARM_TOKEN_FILE",
+        ),
+        (
+            vec![
+                ("OCTOLLM_ARMS", "executor=http://127.0.0.1:1"),
+                ("OCTOLLM_ARM_TOKEN", "t"),
+            ],
+            "an executor arm is configured but neither OCTOLLM_CAPABILITY_KEY",
+        ),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+            .env("OCTOLLM_LISTEN", "127.0.0.1:0")
+            .env("OCTOLLM_API_TOKEN", crate::harness::TOKEN)
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+            .env("LLM_BASE_URL", NO_LLM)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!output.status.success(), "{env:?}: {log}");
+        assert!(log.contains(expected), "{env:?}: {log}");
+    }
 }
