@@ -376,6 +376,65 @@ async fn a_failing_instance_is_retried_then_fails_over_to_its_twin() {
 }
 
 #[tokio::test]
+async fn a_refused_step_is_neither_retried_nor_failed_over() {
+    let pg = postgres().await;
+    let mut arms = ArmSet::all().await;
+    let twin = arms.add(ArmKind::Retriever).await;
+    arms.get(ArmKind::Retriever).set_mode(Mode::Reject);
+    let orch = start(&pg.url(), &arms, &[]).await;
+
+    let id = orch.submit(json!({"goal": "a vague question"})).await;
+    let task = orch.wait_terminal(&id, Duration::from_secs(20)).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert_eq!(task["error"]["kind"], "step_rejected", "{task}");
+    let message = task["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("arm retriever refused the step (422): query is too vague"),
+        "{message}"
+    );
+    assert!(twin.calls().is_empty());
+    let metrics = orch.metrics().await;
+    let series = |status: &str| {
+        sample(
+            &metrics,
+            &format!("octollm_arm_requests_total{{arm=\"retriever\",status=\"{status}\"}}"),
+        )
+    };
+    assert_eq!(series("error"), Some(1.0), "{metrics}");
+    // The arm answered: its circuit stays closed.
+    assert_eq!(
+        sample(&metrics, "octollm_arm_circuit_state{arm=\"retriever\"}"),
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_arm_ends_in_timeout_at_the_task_budget() {
+    let pg = postgres().await;
+    let arms = ArmSet::all().await;
+    // Each attempt may take 30 s, but the task has 3 s in all.
+    arms.get(ArmKind::Coder)
+        .set_mode(Mode::Slow(Duration::from_secs(60)));
+    let orch = start(&pg.url(), &arms, &["--arm-timeout", "30s"]).await;
+    let submitted = Instant::now();
+    let id = orch
+        .submit(json!({"goal": "never answered", "budget": {"max_time_seconds": 3}}))
+        .await;
+    let task = orch.wait_terminal(&id, Duration::from_secs(20)).await;
+    let took = submitted.elapsed();
+    assert_eq!(task["status"], "timeout", "{task}");
+    assert!(took < Duration::from_secs(8), "took {took:?}: {task}");
+    let metrics = orch.metrics().await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "octollm_arm_requests_total{arm=\"coder\",status=\"ok\"}"
+        ),
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
 async fn sigkill_mid_plan_resumes_at_the_next_unfinished_step() {
     let pg = postgres().await;
     let arms = ArmSet::all().await;

@@ -33,6 +33,8 @@ pub enum Mode {
     Slow(Duration),
     /// Answers 503 problem+json.
     Fail,
+    /// Answers 422 problem+json: the step's input is at fault.
+    Reject,
 }
 
 /// One call to `/v1/execute`, as the arm saw it.
@@ -208,6 +210,7 @@ async fn execute(
     let mode = *shared.mode.lock().unwrap();
     match mode {
         Mode::Fail => return problem(StatusCode::SERVICE_UNAVAILABLE, "arm is failing on purpose"),
+        Mode::Reject => return problem(StatusCode::UNPROCESSABLE_ENTITY, "query is too vague"),
         Mode::Slow(delay) => tokio::time::sleep(delay).await,
         Mode::Ok => {}
     }
