@@ -78,7 +78,10 @@ pub struct Accepted {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TaskError {
-    /// Stable machine-readable kind, e.g. `llm_error`, `budget_exceeded`, `timeout`.
+    /// Stable machine-readable kind, e.g. `llm_error`, `budget_exceeded`,
+    /// `timeout`; with arms also `routing_error`, `step_rejected`,
+    /// `invalid_plan`, `command_not_allowed`, `unsafe_output`,
+    /// `acceptance_failed`, `arm_protocol_error`.
     pub kind: String,
     pub message: String,
 }

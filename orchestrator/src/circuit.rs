@@ -3,12 +3,21 @@
 //!
 //! Closed: calls pass; `failure_threshold` consecutive failures open it.
 //! Open: calls are refused at once until `cool_down` has passed.
-//! Half-open: one trial call passes; success closes, failure reopens.
+//! Half-open: one trial call passes; success closes, failure reopens. A trial
+//! whose caller never reports back (its task was cancelled mid-call) expires
+//! after another `cool_down`, so the breaker cannot stay half-open for ever.
+//!
+//! Used for the reflex layer (one breaker) and for every arm instance (one
+//! breaker each, fed by calls and by successful health probes).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use prometheus::IntGauge;
+
+/// A half-open trial unreported for this long (or `cool_down`, if longer)
+/// is presumed abandoned and another is admitted.
+const MIN_TRIAL_EXPIRY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CircuitState {
@@ -39,7 +48,8 @@ struct Inner {
     state: CircuitState,
     failures: u32,
     opened_at: Option<Instant>,
-    trial_in_flight: bool,
+    /// When the half-open trial in flight started.
+    trial_started: Option<Instant>,
 }
 
 impl CircuitBreaker {
@@ -53,7 +63,7 @@ impl CircuitBreaker {
                 state: CircuitState::Closed,
                 failures: 0,
                 opened_at: None,
-                trial_in_flight: false,
+                trial_started: None,
             }),
         }
     }
@@ -73,38 +83,59 @@ impl CircuitBreaker {
         self.lock().state
     }
 
-    /// Whether a call may go ahead now.
+    /// Whether a call may go ahead now. Admitting a half-open trial is a
+    /// change of state: call this only right before making the call.
     pub fn allow(&self) -> bool {
         let mut inner = self.lock();
         match inner.state {
             CircuitState::Closed => true,
             CircuitState::Open => {
-                if inner
-                    .opened_at
-                    .is_some_and(|at| at.elapsed() >= self.cool_down)
-                {
+                if self.cooled_down(&inner) {
                     self.set(&mut inner, CircuitState::HalfOpen);
-                    inner.trial_in_flight = true;
+                    inner.trial_started = Some(Instant::now());
                     true
                 } else {
                     false
                 }
             }
             CircuitState::HalfOpen => {
-                if inner.trial_in_flight {
+                if self.trial_pending(&inner) {
                     false
                 } else {
-                    inner.trial_in_flight = true;
+                    inner.trial_started = Some(Instant::now());
                     true
                 }
             }
         }
     }
 
+    /// Whether [`allow`](Self::allow) would admit a call now, without
+    /// admitting one: for ranking candidates before picking one.
+    pub fn admits(&self) -> bool {
+        let inner = self.lock();
+        match inner.state {
+            CircuitState::Closed => true,
+            CircuitState::Open => self.cooled_down(&inner),
+            CircuitState::HalfOpen => !self.trial_pending(&inner),
+        }
+    }
+
+    fn cooled_down(&self, inner: &Inner) -> bool {
+        inner
+            .opened_at
+            .is_some_and(|at| at.elapsed() >= self.cool_down)
+    }
+
+    fn trial_pending(&self, inner: &Inner) -> bool {
+        inner
+            .trial_started
+            .is_some_and(|at| at.elapsed() < self.cool_down.max(MIN_TRIAL_EXPIRY))
+    }
+
     pub fn record_success(&self) {
         let mut inner = self.lock();
         inner.failures = 0;
-        inner.trial_in_flight = false;
+        inner.trial_started = None;
         inner.opened_at = None;
         self.set(&mut inner, CircuitState::Closed);
     }
@@ -112,7 +143,7 @@ impl CircuitBreaker {
     pub fn record_failure(&self) {
         let mut inner = self.lock();
         inner.failures += 1;
-        inner.trial_in_flight = false;
+        inner.trial_started = None;
         if inner.state == CircuitState::HalfOpen || inner.failures >= self.failure_threshold {
             inner.opened_at = Some(Instant::now());
             self.set(&mut inner, CircuitState::Open);
@@ -140,8 +171,10 @@ mod tests {
         assert_eq!(b.state(), CircuitState::Open);
         assert_eq!(b.gauge.get(), 2);
         // Cool-down (zero here) passed: one trial only.
+        assert!(b.admits());
         assert!(b.allow());
         assert_eq!(b.state(), CircuitState::HalfOpen);
+        assert!(!b.admits());
         assert!(!b.allow(), "only one trial while half-open");
         b.record_success();
         assert_eq!(b.state(), CircuitState::Closed);
@@ -154,6 +187,7 @@ mod tests {
         for _ in 0..3 {
             b.record_failure();
         }
+        assert!(!b.admits());
         assert!(!b.allow());
         let quick = breaker(Duration::ZERO);
         for _ in 0..3 {

@@ -24,6 +24,9 @@ pub struct Args {
     #[command(flatten)]
     pub llm: LlmArgs,
 
+    #[command(flatten)]
+    pub arms: crate::arms::ArmArgs,
+
     /// PostgreSQL connection URL, e.g. postgres://octollm@127.0.0.1:5432/octollm.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,

@@ -14,8 +14,14 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::TaskMetrics;
 
 /// Schema migrations, applied in order, each once, in its own transaction.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "tasks", include_str!("../migrations/0001_tasks.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "tasks", include_str!("../migrations/0001_tasks.sql")),
+    (
+        2,
+        "arm_steps",
+        include_str!("../migrations/0002_arm_steps.sql"),
+    ),
+];
 
 /// Serialises migrations across replicas (an arbitrary, fixed advisory-lock key).
 const MIGRATION_LOCK_KEY: i64 = 0x0c70_11a1;

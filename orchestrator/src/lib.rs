@@ -2,6 +2,7 @@
 //! and runs them on a worker pool. See ARCHITECTURE.md for the shape.
 
 pub mod api;
+pub mod arms;
 pub mod circuit;
 pub mod completion;
 pub mod config;
@@ -28,7 +29,7 @@ use crate::completion::CompletionFeed;
 use crate::config::Args;
 use crate::db::{PostgresCheck, SchemaState};
 use crate::metrics::TaskMetrics;
-use crate::pipeline::LlmSteps;
+use crate::pipeline::{LlmSteps, StepExecutor};
 use crate::screening::ReflexScreen;
 use crate::store::TaskStore;
 use crate::worker::{WorkerPool, WorkerSettings};
@@ -80,9 +81,14 @@ impl Orchestrator {
             queue_depth.clone(),
             shutdown.clone(),
         ));
+        let executor: Arc<dyn StepExecutor> =
+            match arms::start(&args.arms, kit.registry(), shutdown.clone())? {
+                Some(arm_steps) => Arc::new(arm_steps),
+                None => Arc::new(LlmSteps::new(llm)),
+            };
         let pool_of_workers = WorkerPool::new(
             store.clone(),
-            Arc::new(LlmSteps::new(llm)),
+            executor,
             metrics.clone(),
             WorkerSettings {
                 workers: args.workers,

@@ -1,9 +1,11 @@
 //! How a task's steps are planned and executed.
 //!
-//! [`StepExecutor`] is the seam: the worker asks it for a task's steps and runs
-//! each unfinished one through it, persisting each as it finishes. Today
-//! [`LlmSteps`] plans and answers through the LLM client; the arms plug in as
-//! another implementation, without touching the worker.
+//! [`StepExecutor`] is the seam: the worker asks it which steps can run next
+//! given the finished ones, runs them (in parallel when there are several),
+//! persists each as it finishes, and asks again until nothing is left.
+//! [`LlmSteps`] plans and answers through the LLM client (used when no arms
+//! are configured); [`crate::arms::ArmSteps`] plans with the planner arm and
+//! runs the plan on the arms.
 
 use futures::future::BoxFuture;
 use llm_client::{ChatMessage, ChatRequest, LlmClient, LlmError};
@@ -15,6 +17,8 @@ use crate::task::Budget;
 /// One planned unit of work.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepSpec {
+    /// Its `task_steps.step_index`: stable across resumes.
+    pub index: i32,
     pub name: String,
     /// What the step needs done; arms will be chosen by it.
     pub capability: String,
@@ -31,6 +35,8 @@ pub struct StepContext<'a> {
 pub struct StepResult {
     pub output: Value,
     pub usage: Usage,
+    /// The arm instance that ran it, if an arm did.
+    pub arm: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +47,23 @@ pub enum StepError {
     BudgetExceeded(String),
     #[error("no executor for capability {0:?}")]
     UnknownCapability(String),
+    #[error(transparent)]
+    Arm(#[from] crate::arms::ArmError),
+    /// The planner's plan breaks the plan rules.
+    #[error("invalid plan: {0}")]
+    InvalidPlan(String),
+    /// A `run_command` step asked for a command the orchestrator does not grant.
+    #[error("{0}")]
+    CommandNotAllowed(String),
+    /// An arm answered 2xx with output that does not fit its capability.
+    #[error("unexpected output from arm {arm}: {detail}")]
+    BadOutput { arm: String, detail: String },
+    /// The guardian judged the final output unsafe.
+    #[error("{0}")]
+    Unsafe(String),
+    /// The judge found the final output does not meet the acceptance criteria.
+    #[error("{0}")]
+    AcceptanceFailed(String),
 }
 
 impl StepError {
@@ -50,13 +73,30 @@ impl StepError {
             Self::Llm(_) => "llm_error",
             Self::BudgetExceeded(_) => "budget_exceeded",
             Self::UnknownCapability(_) => "routing_error",
+            Self::Arm(crate::arms::ArmError::Routing { .. }) => "routing_error",
+            Self::Arm(crate::arms::ArmError::Rejected { .. }) => "step_rejected",
+            Self::InvalidPlan(_) => "invalid_plan",
+            Self::CommandNotAllowed(_) => "command_not_allowed",
+            Self::BadOutput { .. } => "arm_protocol_error",
+            Self::Unsafe(_) => "unsafe_output",
+            Self::AcceptanceFailed(_) => "acceptance_failed",
         }
     }
 }
 
 pub trait StepExecutor: Send + Sync + 'static {
-    /// The steps `task` runs, in order.
-    fn plan(&self, task: &TaskRecord) -> Vec<StepSpec>;
+    /// The unfinished steps that can run now, given the `done` ones (all
+    /// succeeded); they may run in parallel. Empty: the task is complete.
+    /// Must be a function of its inputs, so a resumed task continues the
+    /// same way.
+    fn next_steps(
+        &self,
+        task: &TaskRecord,
+        done: &[StepRecord],
+    ) -> Result<Vec<StepSpec>, StepError>;
+
+    /// The task's result once no steps are left.
+    fn result(&self, task: &TaskRecord, done: &[StepRecord]) -> Value;
 
     fn execute<'a>(
         &'a self,
@@ -162,17 +202,34 @@ impl LlmSteps {
 }
 
 impl StepExecutor for LlmSteps {
-    fn plan(&self, _task: &TaskRecord) -> Vec<StepSpec> {
-        vec![
-            StepSpec {
-                name: "plan".into(),
-                capability: "planning".into(),
-            },
-            StepSpec {
-                name: "answer".into(),
-                capability: "generation".into(),
-            },
-        ]
+    /// `plan`, then `answer`: one at a time.
+    fn next_steps(
+        &self,
+        _task: &TaskRecord,
+        done: &[StepRecord],
+    ) -> Result<Vec<StepSpec>, StepError> {
+        let steps = [("plan", "planning"), ("answer", "generation")];
+        Ok(steps
+            .into_iter()
+            .zip(0..)
+            .find(|(_, index)| !done.iter().any(|s| s.index == *index))
+            .map(|((name, capability), index)| StepSpec {
+                index,
+                name: name.into(),
+                capability: capability.into(),
+            })
+            .into_iter()
+            .collect())
+    }
+
+    fn result(&self, _task: &TaskRecord, done: &[StepRecord]) -> Value {
+        let answer = done
+            .last()
+            .and_then(|s| s.output.as_ref())
+            .and_then(|o| o.get("text"))
+            .cloned()
+            .unwrap_or_default();
+        json!({ "answer": answer, "steps": done.len() })
     }
 
     fn execute<'a>(
@@ -211,6 +268,7 @@ impl StepExecutor for LlmSteps {
                         .unwrap_or(i64::MAX),
                     cost_usd: response.cost_usd,
                 },
+                arm: None,
             })
         })
     }

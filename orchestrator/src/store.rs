@@ -81,6 +81,10 @@ pub struct StepRecord {
     pub output: Option<Value>,
     pub error: Option<String>,
     pub usage: Usage,
+    /// The arm instance that ran it (`planner`, `planner-2`, …); absent for
+    /// steps the orchestrator ran itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
 }
@@ -145,7 +149,7 @@ const TASK_COLUMNS: &str = "id, status, task_type, priority, goal, context, cons
     created_at, started_at, finished_at, updated_at";
 
 const STEP_COLUMNS: &str = "task_id, step_index, name, capability, status, output, error, \
-    prompt_tokens, completion_tokens, cost_usd, started_at, finished_at";
+    prompt_tokens, completion_tokens, cost_usd, started_at, finished_at, arm";
 
 #[derive(Clone)]
 pub struct TaskStore {
@@ -375,8 +379,8 @@ impl TaskStore {
                 "record_step",
                 "WITH s AS (
                      INSERT INTO task_steps (task_id, step_index, name, capability, status, output,
-                         error, prompt_tokens, completion_tokens, cost_usd, started_at)
-                     SELECT $1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
+                         error, prompt_tokens, completion_tokens, cost_usd, started_at, arm)
+                     SELECT $1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
                      WHERE EXISTS (SELECT 1 FROM tasks WHERE id = $1 AND lease_owner = $2 AND status = 'running')
                      ON CONFLICT (task_id, step_index) DO NOTHING
                      RETURNING task_id)
@@ -398,6 +402,7 @@ impl TaskStore {
                     &step.usage.completion_tokens,
                     &step.usage.cost_usd,
                     &step.started_at,
+                    &step.arm,
                 ],
             )
             .await?;
@@ -610,6 +615,7 @@ fn step_from_row(row: &Row) -> Result<StepRecord, StoreError> {
             completion_tokens: row.try_get("completion_tokens")?,
             cost_usd: row.try_get("cost_usd")?,
         },
+        arm: row.try_get("arm")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
     })

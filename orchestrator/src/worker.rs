@@ -14,8 +14,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use futures::FutureExt;
+use futures::stream::{FuturesUnordered, StreamExt};
+
 use crate::metrics::TaskMetrics;
-use crate::pipeline::{BudgetMeter, StepContext, StepExecutor};
+use crate::pipeline::{BudgetMeter, StepContext, StepError, StepExecutor};
 use crate::store::{Outcome, StepRecord, StoreError, TaskRecord, TaskStore};
 
 /// Most tasks claimed in one query.
@@ -292,105 +295,106 @@ impl WorkerPool {
             .dec();
     }
 
-    /// Runs every unfinished step in order, persisting each as it finishes.
+    /// Runs the unfinished steps, batch by batch as the executor releases
+    /// them (a batch's steps run in parallel), persisting each as it
+    /// finishes; the first failure fails the task.
     async fn execute(
         &self,
         task: &TaskRecord,
         mut done: Vec<StepRecord>,
         deadline: tokio::time::Instant,
     ) -> Result<Outcome, Abandoned> {
-        let plan = self.executor.plan(task);
+        // A failed step (recorded just before a crash) is not "done".
+        done.retain(|s| s.status == "succeeded");
         let mut meter = BudgetMeter::new(task.budget, task.usage);
-        for (index, spec) in plan.iter().enumerate() {
-            let index = i32::try_from(index).unwrap_or(i32::MAX);
-            if done
-                .iter()
-                .any(|s| s.index == index && s.status == "succeeded")
-            {
-                continue;
+        loop {
+            let batch = match self.executor.next_steps(task, &done) {
+                Ok(batch) => batch,
+                Err(error) => return Ok(failed(&error, None)),
+            };
+            if batch.is_empty() {
+                break;
             }
             if let Err(error) = meter.check_before_step() {
-                return Ok(Outcome::Failed {
-                    kind: error.kind(),
-                    message: error.to_string(),
-                });
+                return Ok(failed(&error, None));
             }
-            let started_at = Utc::now();
-            let result = self
-                .executor
-                .execute(
-                    spec,
-                    StepContext {
-                        task,
-                        previous: &done,
-                        budget: &meter,
-                        deadline,
-                    },
-                )
-                .instrument(tracing::info_span!("step", step = %spec.name, index))
-                .await;
-            let (record, failure) = match result {
-                Ok(step) => {
-                    meter.add(step.usage);
-                    let record = StepRecord {
-                        index,
-                        name: spec.name.clone(),
-                        capability: spec.capability.clone(),
-                        status: "succeeded".into(),
-                        output: Some(step.output),
-                        error: None,
-                        usage: step.usage,
-                        started_at,
-                        finished_at: Utc::now(),
-                    };
-                    (record, None)
+            // The batch sees the steps finished before it, and the budget as it was.
+            let previous = done.clone();
+            let batch_meter = meter.clone();
+            let mut running: FuturesUnordered<_> = batch
+                .iter()
+                .map(|spec| {
+                    let started_at = Utc::now();
+                    self.executor
+                        .execute(
+                            spec,
+                            StepContext {
+                                task,
+                                previous: &previous,
+                                budget: &batch_meter,
+                                deadline,
+                            },
+                        )
+                        .map(move |result| (spec, started_at, result))
+                        .instrument(
+                            tracing::info_span!("step", step = %spec.name, index = spec.index),
+                        )
+                })
+                .collect();
+            while let Some((spec, started_at, result)) = running.next().await {
+                let (record, failure) = match result {
+                    Ok(step) => {
+                        meter.add(step.usage);
+                        let record = StepRecord {
+                            index: spec.index,
+                            name: spec.name.clone(),
+                            capability: spec.capability.clone(),
+                            status: "succeeded".into(),
+                            output: Some(step.output),
+                            error: None,
+                            usage: step.usage,
+                            arm: step.arm,
+                            started_at,
+                            finished_at: Utc::now(),
+                        };
+                        (record, None)
+                    }
+                    Err(error) => {
+                        let record = StepRecord {
+                            index: spec.index,
+                            name: spec.name.clone(),
+                            capability: spec.capability.clone(),
+                            status: "failed".into(),
+                            output: None,
+                            error: Some(error.to_string()),
+                            usage: Default::default(),
+                            arm: None,
+                            started_at,
+                            finished_at: Utc::now(),
+                        };
+                        (record, Some(error))
+                    }
+                };
+                if !self
+                    .store
+                    .record_step(task.id, &self.owner, &record)
+                    .await
+                    .map_err(Abandoned::Store)?
+                {
+                    return Err(Abandoned::LeaseLost);
                 }
-                Err(error) => {
-                    let record = StepRecord {
-                        index,
-                        name: spec.name.clone(),
-                        capability: spec.capability.clone(),
-                        status: "failed".into(),
-                        output: None,
-                        error: Some(error.to_string()),
-                        usage: Default::default(),
-                        started_at,
-                        finished_at: Utc::now(),
-                    };
-                    (record, Some(error))
+                tracing::info!(step = %record.name, index = record.index, arm = record.arm.as_deref(), status = %record.status, tokens = record.usage.total_tokens(), "step finished");
+                if let Some(error) = failure {
+                    return Ok(failed(&error, Some(&record.name)));
                 }
-            };
-            if !self
-                .store
-                .record_step(task.id, &self.owner, &record)
-                .await
-                .map_err(Abandoned::Store)?
-            {
-                return Err(Abandoned::LeaseLost);
-            }
-            tracing::info!(step = %record.name, status = %record.status, tokens = record.usage.total_tokens(), "step finished");
-            if let Some(error) = failure {
-                return Ok(Outcome::Failed {
-                    kind: error.kind(),
-                    message: format!("step `{}` failed: {error}", record.name),
-                });
-            }
-            done.push(record);
-            if let Err(error) = meter.check_after_step() {
-                return Ok(Outcome::Failed {
-                    kind: error.kind(),
-                    message: error.to_string(),
-                });
+                done.push(record);
+                if let Err(error) = meter.check_after_step() {
+                    return Ok(failed(&error, None));
+                }
             }
         }
-        let answer = done
-            .last()
-            .and_then(|s| s.output.as_ref())
-            .and_then(|o| o.get("text"))
-            .cloned()
-            .unwrap_or_default();
         Ok(Outcome::Succeeded {
-            result: serde_json::json!({ "answer": answer, "steps": done.len() }),
+            result: self.executor.result(task, &done),
         })
     }
 
@@ -436,5 +440,16 @@ impl WorkerPool {
         tracing::error!(
             "giving up on recording the outcome; the task re-runs when its lease expires"
         );
+    }
+}
+
+/// The outcome of a task stopped by `error` (in step `step`, if one ran).
+fn failed(error: &StepError, step: Option<&str>) -> Outcome {
+    Outcome::Failed {
+        kind: error.kind(),
+        message: match step {
+            Some(step) => format!("step `{step}` failed: {error}"),
+            None => error.to_string(),
+        },
     }
 }

@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod api;
+mod arms;
 mod durability;
+mod fake_arm;
 mod harness;
 mod lifecycle;
 mod llm_failures;
