@@ -104,7 +104,22 @@ pub fn back_up(stack: &Stack, kind: Kind) -> Result<()> {
 /// beside the backup metrics in the same Pushgateway group.
 pub fn verify(stack: &Stack) -> Result<()> {
     say!("verifying the backup repository (pgbackrest verify)");
-    let result = Postgres::new(stack).pgbackrest(&["verify"]);
+    // pgBackRest 2.45's verify exits 0 even when it finds damage; its
+    // report's `status:` line is the verdict.
+    let result = Postgres::new(stack)
+        .pgbackrest(&["verify", "--output=text"])
+        .and_then(|report| {
+            if report.lines().any(|l| l.trim() == "status: ok") {
+                Ok(())
+            } else {
+                let problems: Vec<&str> = report
+                    .lines()
+                    .filter(|l| l.contains("invalid") || l.contains("status:"))
+                    .map(str::trim)
+                    .collect();
+                bail!("{}", problems.join("; "))
+            }
+        });
     let ok = u8::from(result.is_ok());
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     deploy::push_metrics(
@@ -118,7 +133,7 @@ pub fn verify(stack: &Stack) -> Result<()> {
         ),
     )?;
     match result {
-        Ok(_) => {
+        Ok(()) => {
             say!("repository verified: every backup and WAL segment is intact");
             Ok(())
         }
