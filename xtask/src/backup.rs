@@ -104,12 +104,12 @@ pub fn back_up(stack: &Stack, kind: Kind) -> Result<()> {
 /// beside the backup metrics in the same Pushgateway group.
 pub fn verify(stack: &Stack) -> Result<()> {
     say!("verifying the backup repository (pgbackrest verify)");
-    // pgBackRest 2.45's verify exits 0 even when it finds damage; its
-    // report's `status:` line is the verdict.
+    // pgBackRest 2.45's verify exits 0 even when it finds damage: its text
+    // report is empty when all is well and says `status: error` otherwise.
     let result = Postgres::new(stack)
         .pgbackrest(&["verify", "--output=text"])
         .and_then(|report| {
-            if report.lines().any(|l| l.trim() == "status: ok") {
+            if !report.contains("status: error") {
                 Ok(())
             } else {
                 let problems: Vec<&str> = report
