@@ -15,6 +15,9 @@ use crate::{project_root, say};
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 pub const DATABASE: &str = "octollm";
+/// The retriever's knowledge store: its own database (no service reads
+/// another's), owned by the same role.
+pub const KNOWLEDGE_DATABASE: &str = "octollm_knowledge";
 pub const ROLE: &str = "octollm";
 pub const MONITOR_ROLE: &str = "octollm_monitor";
 pub const STANZA: &str = "octollm";
@@ -54,8 +57,13 @@ impl<'a> Postgres<'a> {
 
     /// `postgres://octollm:…@127.0.0.1:<port>/octollm`
     pub fn url(&self) -> Result<String> {
+        self.url_for(DATABASE)
+    }
+
+    /// The application role's URL for `database`.
+    pub fn url_for(&self, database: &str) -> Result<String> {
         Ok(format!(
-            "postgres://{ROLE}:{}@127.0.0.1:{}/{DATABASE}",
+            "postgres://{ROLE}:{}@127.0.0.1:{}/{database}",
             self.stack.secret("postgres-password")?,
             self.port()
         ))
@@ -155,7 +163,8 @@ impl<'a> Postgres<'a> {
             .is_ok_and(|s| s.success())
     }
 
-    /// Creates the application and monitoring roles and the database.
+    /// Creates the application and monitoring roles and the databases (the
+    /// orchestrator's and the retriever's knowledge store, with pg_trgm).
     pub fn provision(&self) -> Result<()> {
         let app = self.stack.secret("postgres-password")?;
         let monitor = self.stack.secret("postgres-monitor-password")?;
@@ -171,15 +180,21 @@ impl<'a> Postgres<'a> {
              ALTER ROLE {ROLE} PASSWORD '{app}';
              ALTER ROLE {MONITOR_ROLE} PASSWORD '{monitor}';"
         ))?;
-        if self
-            .psql(&format!(
-                "SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"
-            ))?
-            .trim()
-            != "1"
-        {
-            self.psql(&format!("CREATE DATABASE {DATABASE} OWNER {ROLE}"))?;
+        for database in [DATABASE, KNOWLEDGE_DATABASE] {
+            if self
+                .psql(&format!(
+                    "SELECT 1 FROM pg_database WHERE datname = '{database}'"
+                ))?
+                .trim()
+                != "1"
+            {
+                self.psql(&format!("CREATE DATABASE {database} OWNER {ROLE}"))?;
+            }
         }
+        // pg_trgm is trusted, so the owner may create it (the retriever's
+        // migration does); creating it here too keeps the stack working
+        // should it ever be untrusted.
+        self.psql_in(KNOWLEDGE_DATABASE, "CREATE EXTENSION IF NOT EXISTS pg_trgm")?;
         Ok(())
     }
 
@@ -240,6 +255,10 @@ impl<'a> Postgres<'a> {
     /// A PostgreSQL client program, connecting as `postgres` over the socket
     /// (peer auth), so probes and provisioning log no failures.
     fn client(&self, program: &str) -> Command {
+        self.client_in(program, "postgres")
+    }
+
+    fn client_in(&self, program: &str, database: &str) -> Command {
         let mut command = as_postgres(&format!("{BIN}/{program}"));
         command.arg("-h").arg(self.socket_dir()).args([
             "-p",
@@ -247,14 +266,19 @@ impl<'a> Postgres<'a> {
             "-U",
             "postgres",
             "-d",
-            "postgres",
+            database,
         ]);
         command
     }
 
     pub fn psql(&self, sql: &str) -> Result<String> {
+        self.psql_in("postgres", sql)
+    }
+
+    /// `psql` as the superuser in `database`.
+    pub fn psql_in(&self, database: &str, sql: &str) -> Result<String> {
         run(self
-            .client("psql")
+            .client_in("psql", database)
             .args(["-v", "ON_ERROR_STOP=1", "-qtA", "-c", sql]))
     }
 
