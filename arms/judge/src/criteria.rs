@@ -207,10 +207,11 @@ fn quote(text: &str) -> String {
     quoted
 }
 
+/// The `error: …` line of a regex error (which also draws the pattern).
 fn first_line(text: &str) -> &str {
     text.lines()
         .rev()
-        .find(|l| l.starts_with("error:"))
+        .find_map(|l| l.strip_prefix("error: "))
         .or_else(|| text.lines().next())
         .unwrap_or(text)
 }
