@@ -88,9 +88,78 @@ impl CapabilityClaims {
     }
 }
 
+/// Environment variable holding the shared signing key itself.
+pub const KEY_ENV: &str = "OCTOLLM_CAPABILITY_KEY";
+/// Environment variable naming a file that holds the shared signing key.
+pub const KEY_FILE_ENV: &str = "OCTOLLM_CAPABILITY_KEY_FILE";
+/// Shortest signing key accepted, in bytes.
+pub const MIN_KEY_BYTES: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("no capability key: set {KEY_FILE_ENV} (or {KEY_ENV})")]
+    Missing,
+    #[error("capability key file {path}: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the capability key is shorter than {MIN_KEY_BYTES} bytes")]
+    TooShort,
+}
+
+/// The shared signing key, read the same way by the orchestrator and the
+/// executor: the file's contents (it wins) or the variable's value, with
+/// surrounding whitespace trimmed, as bytes (no hex or base64 decoding).
+pub fn load_key(inline: Option<&str>, file: Option<&std::path::Path>) -> Result<Vec<u8>, KeyError> {
+    let text = match (file, inline) {
+        (Some(path), _) => {
+            std::fs::read_to_string(path).map_err(|source| KeyError::Unreadable {
+                path: path.display().to_string(),
+                source,
+            })?
+        }
+        (None, Some(inline)) => inline.to_owned(),
+        (None, None) => return Err(KeyError::Missing),
+    };
+    let key = text.trim().as_bytes().to_vec();
+    if key.is_empty() {
+        return Err(KeyError::Missing);
+    }
+    if key.len() < MIN_KEY_BYTES {
+        return Err(KeyError::TooShort);
+    }
+    Ok(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_trimmed_bytes_and_the_file_wins() {
+        let path = std::env::temp_dir().join(format!("cap-key-{}", std::process::id()));
+        std::fs::write(&path, "file-key-0123456789\n").unwrap();
+        assert_eq!(
+            load_key(Some("inline-key-0123456789"), Some(&path)).unwrap(),
+            b"file-key-0123456789"
+        );
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            load_key(Some(" inline-key-0123456789 "), None).unwrap(),
+            b"inline-key-0123456789"
+        );
+        assert!(matches!(load_key(None, None), Err(KeyError::Missing)));
+        assert!(matches!(load_key(Some("  "), None), Err(KeyError::Missing)));
+        assert!(matches!(
+            load_key(Some("short"), None),
+            Err(KeyError::TooShort)
+        ));
+        assert!(matches!(
+            load_key(None, Some(&path)),
+            Err(KeyError::Unreadable { .. })
+        ));
+    }
 
     fn claims(expires_at: i64) -> CapabilityClaims {
         CapabilityClaims {

@@ -141,6 +141,20 @@ impl PiiKind {
     pub fn from_name(name: &str) -> Option<PiiKind> {
         PiiKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
+
+    /// Whether this kind is a credential (API keys and tokens, private key
+    /// blocks) rather than personal data: leaking one gives access.
+    pub const fn is_secret(self) -> bool {
+        matches!(
+            self,
+            PiiKind::AwsAccessKey
+                | PiiKind::GithubToken
+                | PiiKind::SlackToken
+                | PiiKind::StripeKey
+                | PiiKind::BearerToken
+                | PiiKind::PrivateKey
+        )
+    }
 }
 
 /// A prompt-injection category.

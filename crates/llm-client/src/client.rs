@@ -78,6 +78,8 @@ pub struct ChatRequest {
     pub model: Option<String>,
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
+    /// OpenAI's `response_format`, e.g. from [`ChatRequest::with_json_schema`].
+    pub response_format: Option<serde_json::Value>,
 }
 
 impl ChatRequest {
@@ -100,6 +102,17 @@ impl ChatRequest {
 
     pub fn with_temperature(mut self, temperature: f32) -> Self {
         self.temperature = Some(temperature);
+        self
+    }
+
+    /// Asks for structured output: OpenAI's
+    /// `response_format: {"type": "json_schema", "json_schema": {"name", "schema", "strict": true}}`.
+    /// The provider may still answer something else; callers validate.
+    pub fn with_json_schema(mut self, name: &str, schema: serde_json::Value) -> Self {
+        self.response_format = Some(serde_json::json!({
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": schema, "strict": true},
+        }));
         self
     }
 }
@@ -136,6 +149,8 @@ struct WireRequest<'a> {
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<&'a serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -379,6 +394,7 @@ impl LlmClient {
             messages: &req.messages,
             max_tokens: req.max_tokens,
             temperature: req.temperature,
+            response_format: req.response_format.as_ref(),
         })
         .map_err(|e| LlmError::Config(format!("cannot encode the request: {e}")))?;
         let labels = [config.provider.as_str(), model.as_str()];

@@ -22,6 +22,7 @@ use crate::{
     config::{ErrorKind, MAX_TOKENS},
     error::ApiError,
     state::SimState,
+    structured,
 };
 
 /// The parts of an OpenAI chat request the simulator looks at; everything
@@ -40,6 +41,24 @@ struct ChatRequest<'a> {
     temperature: Option<f64>,
     #[serde(default)]
     stream: Option<bool>,
+    #[serde(default)]
+    response_format: Option<ResponseFormat>,
+}
+
+/// OpenAI's `response_format`.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ResponseFormat {
+    Text,
+    JsonObject,
+    JsonSchema { json_schema: JsonSchemaFormat },
+}
+
+#[derive(Deserialize)]
+struct JsonSchemaFormat {
+    name: String,
+    #[serde(default)]
+    schema: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -152,7 +171,7 @@ struct Choice<'a> {
 #[derive(Serialize)]
 struct AssistantMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    content: Cow<'a, str>,
 }
 
 #[derive(Serialize)]
@@ -204,6 +223,19 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A structured answer of about one token per four characters, cut at `cap`
+/// tokens (then `finish_reason` is `length` and the JSON is incomplete, as
+/// with a real model).
+fn structured_answer(text: String, cap: u32) -> (Cow<'static, str>, u32, &'static str) {
+    let chars = text.chars().count();
+    let tokens = u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX).max(1);
+    if tokens <= cap {
+        return (Cow::Owned(text), tokens, "stop");
+    }
+    let keep = (cap as usize).saturating_mul(4);
+    (Cow::Owned(text.chars().take(keep).collect()), cap, "length")
+}
+
 /// Parses and checks a request; the message says what is wrong.
 fn parse(body: &[u8]) -> Result<(ChatRequest<'_>, u64), ApiError> {
     let req: ChatRequest<'_> = serde_json::from_slice(body)
@@ -237,6 +269,27 @@ fn parse(body: &[u8]) -> Result<(ChatRequest<'_>, u64), ApiError> {
         return Err(ApiError::bad_request(
             "`stream: true` is not supported by llm-sim",
         ));
+    }
+    if let Some(ResponseFormat::JsonSchema { json_schema }) = &req.response_format {
+        let name_ok = !json_schema.name.is_empty()
+            && json_schema.name.len() <= 64
+            && json_schema
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !name_ok {
+            return Err(ApiError::bad_request(
+                "`response_format.json_schema.name` must be 1-64 characters of a-z, A-Z, 0-9, _ and -",
+            ));
+        }
+        if !matches!(
+            json_schema.schema,
+            Some(serde_json::Value::Object(_) | serde_json::Value::Bool(_))
+        ) {
+            return Err(ApiError::bad_request(
+                "`response_format.json_schema.schema` must be a JSON Schema object",
+            ));
+        }
     }
     let chars: usize = req.messages.iter().map(|m| m.content.0).sum();
     let prompt_tokens = (chars as u64 / 4).max(1);
@@ -292,8 +345,29 @@ pub(crate) async fn completions(State(state): State<SimState>, body: Bytes) -> R
         .max_completion_tokens
         .or(req.max_tokens)
         .unwrap_or(u32::MAX);
-    let completion_tokens = sampled_tokens.min(cap);
-    let content = filler(completion_tokens);
+    let (content, completion_tokens, finish_reason) = match &req.response_format {
+        Some(ResponseFormat::JsonSchema { json_schema }) => {
+            let schema = json_schema
+                .schema
+                .as_ref()
+                .unwrap_or(&serde_json::Value::Null);
+            let text = structured::instance(schema).to_string();
+            let text = if config.structured.is_invalid(state.next_structured()) {
+                metrics.structured_invalid.inc();
+                structured::truncated(&text)
+            } else {
+                metrics.structured_valid.inc();
+                text
+            };
+            structured_answer(text, cap)
+        }
+        Some(ResponseFormat::JsonObject) => structured_answer("{}".to_owned(), cap),
+        Some(ResponseFormat::Text) | None => {
+            let tokens = sampled_tokens.min(cap);
+            (Cow::Borrowed(filler(tokens)), tokens, "stop")
+        }
+    };
+    let capacity = content.len() + 320;
     let response = ChatResponse {
         id: CompletionId(state.next_id()),
         object: "chat.completion",
@@ -305,7 +379,7 @@ pub(crate) async fn completions(State(state): State<SimState>, body: Bytes) -> R
                 role: "assistant",
                 content,
             },
-            finish_reason: "stop",
+            finish_reason,
         }],
         usage: Usage {
             prompt_tokens,
@@ -313,7 +387,7 @@ pub(crate) async fn completions(State(state): State<SimState>, body: Bytes) -> R
             total_tokens: prompt_tokens + u64::from(completion_tokens),
         },
     };
-    let mut json = Vec::with_capacity(content.len() + 320);
+    let mut json = Vec::with_capacity(capacity);
     if let Err(e) = serde_json::to_writer(&mut json, &response) {
         tracing::error!(error = %e, "cannot serialize a chat completion");
         metrics.server_error.inc();

@@ -6,7 +6,7 @@ use clap::{Parser, ValueEnum};
 use tokio::net::TcpListener;
 
 use crate::{
-    config::{ErrorConfig, ErrorWeights, Latency, SimConfig, TokenRange},
+    config::{ErrorConfig, ErrorWeights, Latency, SimConfig, StructuredConfig, TokenRange},
     server,
     state::{AdminToken, SimState},
 };
@@ -57,6 +57,11 @@ pub struct Cli {
     #[arg(long, env = "LLM_SIM_TIMEOUT_SECS", default_value_t = 600)]
     pub timeout_secs: u64,
 
+    /// Fraction (0..1) of structured (`response_format: json_schema`) answers
+    /// that are invalid JSON, spread evenly (0.5: every other one).
+    #[arg(long, env = "LLM_SIM_STRUCTURED_INVALID_RATE", default_value_t = 0.0)]
+    pub structured_invalid_rate: f64,
+
     /// Tokio worker threads (default: one per core).
     #[arg(long, env = "LLM_SIM_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
@@ -84,6 +89,9 @@ impl Cli {
                 kinds: self.error_kinds,
                 retry_after_s: self.retry_after_secs,
                 timeout_s: self.timeout_secs,
+            },
+            structured: StructuredConfig {
+                invalid_rate: self.structured_invalid_rate,
             },
         };
         config

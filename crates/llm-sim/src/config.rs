@@ -45,6 +45,9 @@ pub struct SimConfig {
     /// Injected failures.
     #[serde(default)]
     pub errors: ErrorConfig,
+    /// Answers to `response_format: json_schema` requests.
+    #[serde(default)]
+    pub structured: StructuredConfig,
 }
 
 impl SimConfig {
@@ -52,7 +55,44 @@ impl SimConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.latency.validate()?;
         self.tokens.validate()?;
-        self.errors.validate()
+        self.errors.validate()?;
+        self.structured.validate()
+    }
+}
+
+/// Structured output (`response_format: {"type": "json_schema", ...}`): the
+/// answer is a small JSON instance of the schema, or, for a fraction of
+/// answers, that instance cut short (invalid JSON, as when a model runs out
+/// of tokens), so that callers' validation and retry paths can be tested.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StructuredConfig {
+    /// Fraction (0..=1) of structured answers that are invalid JSON. Spread
+    /// evenly and deterministically: the k-th structured answer since the
+    /// settings were last set is invalid when `ceil(k * rate)` steps up, so
+    /// 0.5 makes the 1st, 3rd, 5th ... invalid and 1.0 makes all invalid.
+    pub invalid_rate: f64,
+}
+
+/// Resolution of [`StructuredConfig::invalid_rate`] (parts per million).
+const PPM: u64 = 1_000_000;
+
+impl StructuredConfig {
+    /// Whether the `k`-th (1-based) structured answer is made invalid.
+    pub fn is_invalid(&self, k: u64) -> bool {
+        let ppm = (self.invalid_rate.clamp(0.0, 1.0) * PPM as f64).round() as u64;
+        let ceil = |n: u64| (n.saturating_mul(ppm)).div_ceil(PPM);
+        k > 0 && ceil(k) > ceil(k - 1)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.invalid_rate.is_finite() && (0.0..=1.0).contains(&self.invalid_rate)) {
+            return Err(invalid(format!(
+                "structured.invalid_rate must be between 0 and 1, got {}",
+                self.invalid_rate
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -575,6 +615,34 @@ mod tests {
         );
         assert!("lognormal:200,100".parse::<Latency>().is_err());
         assert!("503=1".parse::<ErrorWeights>().is_err());
+    }
+
+    #[test]
+    fn invalid_structured_answers_are_spread_evenly() {
+        let pattern = |rate: f64| -> Vec<bool> {
+            let c = StructuredConfig { invalid_rate: rate };
+            (1..=10).map(|k| c.is_invalid(k)).collect()
+        };
+        assert!(pattern(0.0).iter().all(|i| !i));
+        assert!(pattern(1.0).iter().all(|i| *i));
+        assert_eq!(
+            pattern(0.5),
+            [
+                true, false, true, false, true, false, true, false, true, false
+            ]
+        );
+        let third = pattern(0.3).iter().filter(|i| **i).count();
+        assert_eq!(third, 3);
+        let c = StructuredConfig { invalid_rate: 0.1 };
+        assert_eq!((1..=1000).filter(|k| c.is_invalid(*k)).count(), 100);
+        let mut bad = SimConfig::default();
+        bad.structured.invalid_rate = 1.5;
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .0
+                .contains("structured.invalid_rate")
+        );
     }
 
     #[test]

@@ -22,13 +22,15 @@ pub mod config;
 mod error;
 mod server;
 mod state;
+pub mod structured;
 
 use std::{io, net::SocketAddr};
 
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 pub use config::{
-    ConfigError, ErrorConfig, ErrorKind, ErrorWeights, Latency, SimConfig, TokenRange,
+    ConfigError, ErrorConfig, ErrorKind, ErrorWeights, Latency, SimConfig, StructuredConfig,
+    TokenRange,
 };
 pub use server::{MODELS, router, serve};
 pub use state::{AdminToken, SimState};

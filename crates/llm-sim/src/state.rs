@@ -56,6 +56,8 @@ pub(crate) struct Metrics {
     pub(crate) timeout: IntCounter,
     pub(crate) prompt_tokens: IntCounter,
     pub(crate) completion_tokens: IntCounter,
+    pub(crate) structured_valid: IntCounter,
+    pub(crate) structured_invalid: IntCounter,
 }
 
 impl Metrics {
@@ -75,8 +77,16 @@ impl Metrics {
             ),
             &["type"],
         )?;
+        let structured = IntCounterVec::new(
+            Opts::new(
+                "llm_sim_structured_responses_total",
+                "Structured (json_schema) answers by llm-sim, by validity (valid/invalid).",
+            ),
+            &["validity"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(tokens.clone()))?;
+        registry.register(Box::new(structured.clone()))?;
         // Children are resolved once so the hot path is a single atomic add.
         Ok(Metrics {
             ok: requests.with_label_values(&["ok"]),
@@ -86,6 +96,8 @@ impl Metrics {
             timeout: requests.with_label_values(&["timeout"]),
             prompt_tokens: tokens.with_label_values(&["prompt"]),
             completion_tokens: tokens.with_label_values(&["completion"]),
+            structured_valid: structured.with_label_values(&["valid"]),
+            structured_invalid: structured.with_label_values(&["invalid"]),
             registry,
         })
     }
@@ -98,6 +110,8 @@ struct Inner {
     metrics: Metrics,
     shutdown: watch::Sender<bool>,
     next_id: AtomicU64,
+    /// Structured answers since the settings were last set.
+    structured_seq: AtomicU64,
 }
 
 /// Cheaply clonable handle on the simulator's state; the axum router's state.
@@ -130,6 +144,7 @@ impl SimState {
                 metrics,
                 shutdown: watch::Sender::new(false),
                 next_id: AtomicU64::new(1),
+                structured_seq: AtomicU64::new(0),
             }),
         })
     }
@@ -143,6 +158,7 @@ impl SimState {
     pub fn set_config(&self, config: SimConfig) -> Result<(), ConfigError> {
         config.validate()?;
         self.inner.config.store(Arc::new(config));
+        self.inner.structured_seq.store(0, Ordering::Relaxed);
         Ok(())
     }
 
@@ -150,6 +166,7 @@ impl SimState {
     pub fn reset(&self) -> SimConfig {
         let startup = self.inner.startup;
         self.inner.config.store(Arc::new(startup));
+        self.inner.structured_seq.store(0, Ordering::Relaxed);
         startup
     }
 
@@ -178,6 +195,11 @@ impl SimState {
 
     pub(crate) fn token_matches(&self, presented: &str) -> bool {
         self.admin_token().is_none_or(|t| t.matches(presented))
+    }
+
+    /// The 1-based number of this structured answer since the settings were set.
+    pub(crate) fn next_structured(&self) -> u64 {
+        self.inner.structured_seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     pub(crate) fn next_id(&self) -> u64 {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::postgres::Postgres;
+use super::postgres::{KNOWLEDGE_DATABASE, Postgres};
 use super::stack::*;
 use super::template::{self, Vars};
 use super::{env_template, release_dir, write_secret};
@@ -67,6 +67,32 @@ fn render(stack: &Stack, template: &str, file: &str, vars: &Vars) -> Result<Stri
     Ok(text)
 }
 
+/// The capability signing key the orchestrator and the executor share
+/// (`secrets/capability-key`, mode 0600), generated once.
+pub const CAPABILITY_KEY: &str = "capability-key";
+
+/// An arm: its env file, its port, and the service token (arms accept the
+/// same token as the other services).
+fn arm(stack: &Stack, component: Component) -> Result<Command> {
+    let mut command = service(component.name);
+    command
+        .envs(env_template(component.name)?)
+        .env("OCTOLLM_LISTEN", listen(stack, component))
+        .env("OCTOLLM_API_TOKEN_FILE", stack.token_path());
+    Ok(command)
+}
+
+/// `planner=http://127.0.0.1:8001,…`: where the orchestrator finds each arm.
+pub fn arm_urls(stack: &Stack) -> String {
+    ARMS.iter()
+        .map(|arm| {
+            let name = arm.name.trim_end_matches("-arm");
+            format!("{name}={}", stack.url(*arm))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn port_vars(stack: &Stack) -> Vars {
     let mut vars = Vars::new();
     for (name, component) in [
@@ -81,6 +107,12 @@ fn port_vars(stack: &Stack) -> Vars {
         ("PROMETHEUS_PORT", PROMETHEUS),
         ("ALERTMANAGER_PORT", ALERTMANAGER),
         ("REDIS_PORT", REDIS),
+        ("PLANNER_ARM_PORT", PLANNER_ARM),
+        ("RETRIEVER_ARM_PORT", RETRIEVER_ARM),
+        ("CODER_ARM_PORT", CODER_ARM),
+        ("JUDGE_ARM_PORT", JUDGE_ARM),
+        ("GUARDIAN_ARM_PORT", GUARDIAN_ARM),
+        ("EXECUTOR_ARM_PORT", EXECUTOR_ARM),
     ] {
         vars.insert(name, stack.port(component).to_string());
     }
@@ -132,7 +164,30 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
                 );
             Launch::new(command, "")
         }
+        "planner-arm" | "coder-arm" | "judge-arm" => {
+            let mut command = arm(stack, component)?;
+            command.env("LLM_BASE_URL", format!("{}/v1", stack.url(LLM_SIM)));
+            Launch::new(command, "")
+        }
+        "retriever-arm" => {
+            let mut command = arm(stack, component)?;
+            command.env("DATABASE_URL", pg.url_for(KNOWLEDGE_DATABASE)?);
+            Launch::new(command, "")
+        }
+        "guardian-arm" => Launch::new(arm(stack, component)?, ""),
+        "executor-arm" => {
+            stack.secret(CAPABILITY_KEY)?;
+            let workspace = data.join("workspace");
+            std::fs::create_dir_all(&workspace)?;
+            let mut command = arm(stack, component)?;
+            command.env("EXECUTOR_WORKDIR", workspace).env(
+                "OCTOLLM_CAPABILITY_KEY_FILE",
+                stack.secret_path(CAPABILITY_KEY),
+            );
+            Launch::new(command, "")
+        }
         "orchestrator" => {
+            stack.secret(CAPABILITY_KEY)?;
             let mut command = service("orchestrator");
             command
                 .envs(env_template("orchestrator")?)
@@ -141,7 +196,13 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
                 .env("DATABASE_URL", pg.url()?)
                 .env("LLM_BASE_URL", format!("{}/v1", stack.url(LLM_SIM)))
                 .env("REFLEX_URL", stack.url(REFLEX_LAYER))
-                .env("REFLEX_TOKEN_FILE", stack.token_path());
+                .env("REFLEX_TOKEN_FILE", stack.token_path())
+                .env("OCTOLLM_ARMS", arm_urls(stack))
+                .env("OCTOLLM_ARM_TOKEN_FILE", stack.token_path())
+                .env(
+                    "OCTOLLM_CAPABILITY_KEY_FILE",
+                    stack.secret_path(CAPABILITY_KEY),
+                );
             Launch::new(command, "")
         }
         "alert-sink" => {
@@ -300,6 +361,7 @@ pub fn is_ready(stack: &Stack, component: Component) -> bool {
             });
         }
         "llm-sim" | "reflex-layer" | "orchestrator" | "alert-sink" => "/ready",
+        name if name.ends_with("-arm") => "/ready",
         "pushgateway" | "alertmanager" | "prometheus" => "/-/ready",
         _ => "/metrics",
     };

@@ -28,7 +28,18 @@ use self::stack::{COMPONENTS, Component, ORCHESTRATOR, PROMETHEUS, Stack, wait_f
 use crate::{project_root, say};
 
 /// Services this workspace builds for the stack.
-const SERVICE_PACKAGES: &[&str] = &["orchestrator", "reflex-layer", "llm-sim", "alert-sink"];
+const SERVICE_PACKAGES: &[&str] = &[
+    "orchestrator",
+    "reflex-layer",
+    "llm-sim",
+    "alert-sink",
+    "planner-arm",
+    "retriever-arm",
+    "coder-arm",
+    "judge-arm",
+    "guardian-arm",
+    "executor-arm",
+];
 
 #[derive(clap::Args)]
 pub struct Deploy {
@@ -87,6 +98,7 @@ impl Deploy {
         }
         push_backup_metrics(&stack)?;
         if !self.no_smoke {
+            smoke_arms(&stack)?;
             smoke(&stack)?;
         }
         wait_targets_up(&stack)?;
@@ -211,6 +223,49 @@ pub fn smoke(stack: &Stack) -> Result<()> {
         bail!("smoke task {id} ended as {}: {task}", task["status"]);
     }
     say!("smoke task {id} succeeded");
+    Ok(())
+}
+
+/// Each arm describes itself under its own name (the service token works),
+/// and the guardian screens a text, redacting an e-mail address.
+pub fn smoke_arms(stack: &Stack) -> Result<()> {
+    let auth = format!("Authorization: Bearer {}", api_token(stack)?);
+    for arm in stack::ARMS {
+        let url = format!("{}/v1/capabilities", stack.url(arm));
+        let body: serde_json::Value = serde_json::from_str(&curl(&["-H", &auth, &url])?)?;
+        let name = arm.name.trim_end_matches("-arm");
+        if body["name"] != name {
+            bail!(
+                "{} describes itself as {}, not {name}",
+                arm.name,
+                body["name"]
+            );
+        }
+    }
+    let request = serde_json::json!({
+        "task_id": "00000000-0000-4000-8000-000000000000",
+        "step_id": "smoke",
+        "capability": "safety_check",
+        "input": {"text": "Smoke test: write to smoke@example.com."},
+        "deadline": "2999-01-01T00:00:00Z",
+    })
+    .to_string();
+    let url = format!("{}/v1/execute", stack.url(stack::GUARDIAN_ARM));
+    let answer: serde_json::Value = serde_json::from_str(&curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &auth,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &request,
+        &url,
+    ])?)?;
+    if answer["output"]["sanitized_text"] != "Smoke test: write to [EMAIL_1]." {
+        bail!("the guardian did not redact the smoke text: {answer}");
+    }
+    say!("smoke: the six arms answer; the guardian redacts");
     Ok(())
 }
 
@@ -402,7 +457,8 @@ pub fn with_temporary_stack(
 /// `promtool check metrics` clean on the services, then tear down.
 pub fn system_test(sh: &Shell) -> Result<()> {
     with_temporary_stack(sh, "ci", 20_000, |stack| {
-        for component in [ORCHESTRATOR, stack::REFLEX_LAYER, stack::ALERT_SINK] {
+        let services = [ORCHESTRATOR, stack::REFLEX_LAYER, stack::ALERT_SINK];
+        for component in services.into_iter().chain(stack::ARMS) {
             let url = format!("{}/metrics", stack.url(component));
             // `read` trims the final newline, which the exposition format needs.
             let metrics = cmd!(sh, "curl -sf {url}").read()? + "\n";

@@ -22,6 +22,9 @@ use crate::{project_root, say};
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 pub const DATABASE: &str = "octollm";
+/// The retriever's knowledge store: its own database (no service reads
+/// another's), owned by the same role.
+pub const KNOWLEDGE_DATABASE: &str = "octollm_knowledge";
 pub const ROLE: &str = "octollm";
 pub const MONITOR_ROLE: &str = "octollm_monitor";
 pub const STANZA: &str = "octollm";
@@ -76,8 +79,13 @@ impl<'a> Postgres<'a> {
 
     /// `postgres://octollm:…@127.0.0.1:<port>/octollm`
     pub fn url(&self) -> Result<String> {
+        self.url_for(DATABASE)
+    }
+
+    /// The application role's URL for `database`.
+    pub fn url_for(&self, database: &str) -> Result<String> {
         Ok(format!(
-            "postgres://{ROLE}:{}@127.0.0.1:{}/{DATABASE}",
+            "postgres://{ROLE}:{}@127.0.0.1:{}/{database}",
             self.stack.secret("postgres-password")?,
             self.port()
         ))
@@ -225,7 +233,8 @@ impl<'a> Postgres<'a> {
                 .is_ok_and(|r| r.trim() == "f")
     }
 
-    /// Creates the application and monitoring roles and the database.
+    /// Creates the application and monitoring roles and the databases (the
+    /// orchestrator's and the retriever's knowledge store, with pg_trgm).
     pub fn provision(&self) -> Result<()> {
         let app = self.stack.secret("postgres-password")?;
         let monitor = self.stack.secret("postgres-monitor-password")?;
@@ -249,15 +258,21 @@ impl<'a> Postgres<'a> {
             "SELECT pg_create_physical_replication_slot('{STREAM_SLOT}', true) \
              WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '{STREAM_SLOT}')"
         ))?;
-        if self
-            .psql(&format!(
-                "SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"
-            ))?
-            .trim()
-            != "1"
-        {
-            self.psql(&format!("CREATE DATABASE {DATABASE} OWNER {ROLE}"))?;
+        for database in [DATABASE, KNOWLEDGE_DATABASE] {
+            if self
+                .psql(&format!(
+                    "SELECT 1 FROM pg_database WHERE datname = '{database}'"
+                ))?
+                .trim()
+                != "1"
+            {
+                self.psql(&format!("CREATE DATABASE {database} OWNER {ROLE}"))?;
+            }
         }
+        // pg_trgm is trusted, so the owner may create it (the retriever's
+        // migration does); creating it here too keeps the stack working
+        // should it ever be untrusted.
+        self.psql_in(KNOWLEDGE_DATABASE, "CREATE EXTENSION IF NOT EXISTS pg_trgm")?;
         Ok(())
     }
 
@@ -407,11 +422,16 @@ impl<'a> Postgres<'a> {
     /// A PostgreSQL client program, connecting as `postgres` over the socket
     /// (peer auth), so probes and provisioning log no failures.
     fn client(&self, program: &str) -> Command {
+        self.client_in(program, "postgres")
+    }
+
+    fn client_in(&self, program: &str, database: &str) -> Command {
         let mut command = self.client_as_postgres(program);
-        command.args(["-d", "postgres"]);
+        command.args(["-d", database]);
         command
     }
 
+    /// As `postgres` over the socket, no database (pg_receivewal takes none).
     fn client_as_postgres(&self, program: &str) -> Command {
         let mut command = as_postgres(&format!("{BIN}/{program}"));
         command.arg("-h").arg(self.socket_dir()).args([
@@ -429,15 +449,9 @@ impl<'a> Postgres<'a> {
 
     /// Runs `sql` as the superuser in `database`; rows as `a|b` lines.
     pub fn psql_in(&self, database: &str, sql: &str) -> Result<String> {
-        run(self.client_as_postgres("psql").args([
-            "-d",
-            database,
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-qtA",
-            "-c",
-            sql,
-        ]))
+        run(self
+            .client_in("psql", database)
+            .args(["-v", "ON_ERROR_STOP=1", "-qtA", "-c", sql]))
     }
 
     /// Removes the cluster and its backups (for `down --purge`).

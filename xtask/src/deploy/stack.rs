@@ -38,6 +38,13 @@ pub const REDIS: Component = component("redis", 6379);
 pub const LLM_SIM: Component = component("llm-sim", 8090);
 pub const REFLEX_LAYER: Component = component("reflex-layer", 8080);
 pub const ORCHESTRATOR: Component = component("orchestrator", 8000);
+// The arms, on ArmKind::default_port (a test keeps them equal).
+pub const PLANNER_ARM: Component = component("planner-arm", 8001);
+pub const RETRIEVER_ARM: Component = component("retriever-arm", 8002);
+pub const CODER_ARM: Component = component("coder-arm", 8003);
+pub const JUDGE_ARM: Component = component("judge-arm", 8004);
+pub const GUARDIAN_ARM: Component = component("guardian-arm", 8005);
+pub const EXECUTOR_ARM: Component = component("executor-arm", 8006);
 pub const ALERT_SINK: Component = component("alert-sink", 9095);
 pub const PUSHGATEWAY: Component = component("pushgateway", 9091);
 /// `cargo xtask backup --schedule`: daily full, hourly differential and Redis copy.
@@ -48,6 +55,16 @@ pub const REDIS_EXPORTER: Component = component("redis-exporter", 9121);
 pub const ALERTMANAGER: Component = component("alertmanager", 9093);
 pub const PROMETHEUS: Component = component("prometheus", 9090);
 
+/// The six arms; the orchestrator dispatches steps to them.
+pub const ARMS: [Component; 6] = [
+    PLANNER_ARM,
+    RETRIEVER_ARM,
+    CODER_ARM,
+    JUDGE_ARM,
+    GUARDIAN_ARM,
+    EXECUTOR_ARM,
+];
+
 /// Every component, in start order (dependencies first).
 pub const COMPONENTS: &[Component] = &[
     POSTGRES,
@@ -55,6 +72,12 @@ pub const COMPONENTS: &[Component] = &[
     REDIS,
     LLM_SIM,
     REFLEX_LAYER,
+    PLANNER_ARM,
+    RETRIEVER_ARM,
+    CODER_ARM,
+    JUDGE_ARM,
+    GUARDIAN_ARM,
+    EXECUTOR_ARM,
     ORCHESTRATOR,
     ALERT_SINK,
     PUSHGATEWAY,
@@ -315,4 +338,32 @@ pub fn wait_for(what: &str, deadline: Duration, mut probe: impl FnMut() -> bool)
         std::thread::sleep(Duration::from_millis(200));
     }
     bail!("{what} not ready within {}s", deadline.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use arm_protocol::ArmKind;
+
+    use super::*;
+
+    #[test]
+    fn arm_components_match_the_protocol() {
+        for (component, kind) in ARMS.iter().zip([
+            ArmKind::Planner,
+            ArmKind::Retriever,
+            ArmKind::Coder,
+            ArmKind::Judge,
+            ArmKind::Guardian,
+            ArmKind::Executor,
+        ]) {
+            assert_eq!(component.name, format!("{}-arm", kind.name()));
+            assert_eq!(component.default_port, kind.default_port());
+            assert!(COMPONENTS.contains(component));
+        }
+        let position = |c: Component| COMPONENTS.iter().position(|x| *x == c);
+        for arm in ARMS {
+            assert!(position(arm) > position(LLM_SIM) && position(arm) > position(POSTGRES));
+            assert!(position(arm) < position(ORCHESTRATOR));
+        }
+    }
 }

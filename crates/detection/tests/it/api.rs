@@ -197,3 +197,53 @@ fn debug_and_serialized_output_carry_no_text() {
     }
     assert!(json.contains("\"ssn\"") && json.contains("\"ignore_previous\""));
 }
+
+#[test]
+fn secrets_are_found_and_told_apart_from_personal_data() {
+    let d = detector();
+    let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n-----END RSA PRIVATE KEY-----";
+    let samples = [
+        ("key id AKIAIOSFODNN7EXAMPLE here", PiiKind::AwsAccessKey),
+        (
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            PiiKind::BearerToken,
+        ),
+        (
+            "Authorization: Bearer 8f3kZ9qLm2Xv7TnR4wYpB6cH1dJ5sGaE",
+            PiiKind::BearerToken,
+        ),
+        (
+            "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            PiiKind::BearerToken,
+        ),
+        (
+            "use ghp_1234567890abcdefghijABCDEFGHIJ123456 to push",
+            PiiKind::GithubToken,
+        ),
+        (pem, PiiKind::PrivateKey),
+    ];
+    for (text, kind) in samples {
+        let scan = d.scan(text, &Checks::default());
+        assert!(
+            scan.pii.iter().any(|f| f.kind == kind),
+            "{kind:?} not found in {text:?}: {:?}",
+            scan.pii
+        );
+        assert!(kind.is_secret());
+        let redacted = d.redact(text, &scan.pii, RedactMode::TypedToken);
+        assert!(
+            redacted.contains(&format!("[{}_1]", kind.token_label())),
+            "{redacted}"
+        );
+    }
+    for kind in [
+        PiiKind::Email,
+        PiiKind::Ssn,
+        PiiKind::CreditCard,
+        PiiKind::Phone,
+    ] {
+        assert!(!kind.is_secret());
+    }
+    let secrets = PiiKind::ALL.iter().filter(|k| k.is_secret()).count();
+    assert_eq!(secrets, 6);
+}

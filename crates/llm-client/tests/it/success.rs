@@ -106,3 +106,24 @@ async fn one_client_per_registry_is_enforced_clearly() {
     let bad_url = LlmClient::new(LlmConfig::new("not a url"), &Registry::new()).unwrap_err();
     assert!(matches!(bad_url, LlmError::Config(_)));
 }
+
+#[tokio::test]
+async fn json_schema_requests_get_structured_answers() {
+    let sim = llm_sim::spawn(SimConfig::default()).await.unwrap();
+    let (client, _registry) = client_for(&sim, |_| {});
+    let schema = serde_json::json!({
+        "type": "object",
+        "required": ["answer", "score"],
+        "properties": {
+            "answer": {"type": "string"},
+            "score": {"type": "number", "minimum": 0, "maximum": 1}
+        }
+    });
+    let response = client
+        .chat(request().with_json_schema("verdict", schema), None)
+        .await
+        .unwrap();
+    let value: serde_json::Value = serde_json::from_str(&response.content).unwrap();
+    assert_eq!(value["score"], 0.5);
+    assert!(value["answer"].is_string());
+}

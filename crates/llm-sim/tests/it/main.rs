@@ -5,6 +5,7 @@ mod admin;
 mod chat;
 mod errors;
 mod latency;
+mod structured;
 
 use serde_json::{Value, json};
 
