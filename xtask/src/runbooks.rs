@@ -153,7 +153,7 @@ fn alerts_of(rules: &Rules, root: &Path) -> Result<Vec<Alert>> {
     Ok(alerts)
 }
 
-fn load_docs(dir: &Path) -> Result<Vec<Doc>> {
+pub fn load_docs(dir: &Path) -> Result<Vec<Doc>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -231,7 +231,7 @@ fn anchors(text: &str) -> BTreeSet<String> {
 }
 
 /// The fenced blocks with the given info string: (line, content) per line.
-fn blocks(text: &str, info: &str) -> Vec<(usize, String)> {
+pub fn blocks(text: &str, info: &str) -> Vec<(usize, String)> {
     let mut found = Vec::new();
     let mut inside: Option<bool> = None;
     for (i, line) in text.lines().enumerate() {

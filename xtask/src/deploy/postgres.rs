@@ -239,7 +239,7 @@ impl<'a> Postgres<'a> {
 
     /// A PostgreSQL client program, connecting as `postgres` over the socket
     /// (peer auth), so probes and provisioning log no failures.
-    fn client(&self, program: &str) -> Command {
+    pub fn client(&self, program: &str) -> Command {
         let mut command = as_postgres(&format!("{BIN}/{program}"));
         command.arg("-h").arg(self.socket_dir()).args([
             "-p",
