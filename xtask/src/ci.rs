@@ -1,13 +1,14 @@
 //! `cargo xtask ci`: everything CI checks, in the order a failure is cheapest
 //! to find: prerequisites, fmt, clippy, unit and integration tests (against
-//! real PostgreSQL through testcontainers), then the deployed-stack system test.
+//! real PostgreSQL through testcontainers), then the deployed-stack system
+//! test and the alert-sim subset (each on its own temporary stack).
 
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use xshell::{Shell, cmd};
 
-use crate::{container_engine, deploy, images, monitoring, runbooks, say};
+use crate::{alert_sim, container_engine, deploy, images, monitoring, runbooks, say};
 
 #[derive(clap::Args)]
 pub struct Ci {
@@ -53,6 +54,11 @@ impl Ci {
         if !self.no_system_test {
             step("system test (deploy, smoke, down)", &mut || {
                 deploy::system_test(sh)
+            })?;
+        }
+        if !self.no_system_test {
+            step("alert-sim (CI subset, compressed time)", &mut || {
+                alert_sim::AlertSim::ci_subset(alert_sim::PORT_BASE).run(sh)
             })?;
         }
         step("monitoring check + live contract", &mut || {

@@ -9,7 +9,10 @@
 //!   the clap `Cli`;
 //! - every query of a `promql` block parses (Prometheus' own parser, through
 //!   `promtool check rules`);
-//! - the quick reference lists every alert with a link to its runbook.
+//! - the quick reference lists every alert with a link to its runbook;
+//! - `diagnose` commands name the state directory as
+//!   `${OCTOLLM_STATE_DIR:-.octollm}`, never a bare `.octollm`, so
+//!   `cargo xtask alert-sim` can run them against the stack under test.
 //!
 //! Problems are reported as `file:line: reason`.
 
@@ -38,6 +41,9 @@ const SECTIONS: &[&str] = &[
     "Prevention",
     "Escalation",
 ];
+
+/// How a runbook command names the stack's state directory.
+pub const STATE_DIR_REF: &str = "${OCTOLLM_STATE_DIR:-.octollm}";
 
 #[derive(clap::Args)]
 pub struct Runbooks {}
@@ -350,6 +356,16 @@ pub fn check(alerts: &[Alert], docs: &[Doc], subcommands: &BTreeSet<String>) -> 
                 ));
             }
         }
+        // Diagnosis follows OCTOLLM_STATE_DIR.
+        for (line, command) in blocks(&doc.text, "diagnose") {
+            if command.replace(STATE_DIR_REF, "").contains(".octollm") {
+                problems.push(problem(
+                    &file,
+                    line,
+                    format!("diagnose command names `.octollm`: write `{STATE_DIR_REF}` so it runs against any stack"),
+                ));
+            }
+        }
         // Every `cargo xtask <sub>` is a real subcommand.
         for (i, line) in doc.text.lines().enumerate() {
             for (at, _) in line.match_indices("cargo xtask ") {
@@ -584,6 +600,22 @@ e
         assert!(
             problems[0].starts_with(
                 "runbooks/service-unavailable.md:17: `cargo xtask tail` is not a subcommand"
+            ),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn a_diagnose_command_with_a_fixed_state_dir_fails() {
+        let fixed = RUNBOOK.replace(
+            "cargo xtask status\n",
+            "cargo xtask status\ncat .octollm/api-token\ncat ${OCTOLLM_STATE_DIR:-.octollm}/api-token\n",
+        );
+        let problems = run(&fixed, URL);
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].starts_with(
+                "runbooks/service-unavailable.md:17: diagnose command names `.octollm`"
             ),
             "{problems:#?}"
         );

@@ -87,6 +87,19 @@ pub struct AlertSim {
 }
 
 impl AlertSim {
+    /// `cargo xtask ci`'s run: the CI subset on a temporary stack.
+    pub fn ci_subset(port_base: u16) -> Self {
+        Self {
+            scenarios: Vec::new(),
+            ci_subset: true,
+            list: false,
+            state_dir: None,
+            port_base,
+            compress_time: DEFAULT_COMPRESSION,
+            report_dir: None,
+        }
+    }
+
     pub fn run(&self, sh: &Shell) -> Result<()> {
         if self.list {
             list();
