@@ -1,9 +1,9 @@
 //! Compressed time: a copy of the alert rules on which the whole suite runs
 //! in minutes instead of hours.
 //!
-//! `cargo xtask deploy --compress-time FACTOR` runs Prometheus with a 1 s
-//! scrape and evaluation interval, Alertmanager with a 1 s `group_wait` and a
-//! 2 s `group_interval`, and loads a copy of `deploy/monitoring/rules/*.yml`
+//! `cargo xtask deploy --compress-time FACTOR` runs Prometheus with a 2 s
+//! scrape and 1 s evaluation interval, Alertmanager with a 1 s `group_wait`
+//! and a 2 s `group_interval`, and loads a copy of `deploy/monitoring/rules/*.yml`
 //! (written to `<state>/config/rules/`) in which
 //!
 //! - every alert's `for:` is divided by FACTOR (`for: 5m` at 30 is `10s`);
@@ -39,8 +39,11 @@ use crate::monitoring::rules::parse_duration;
 pub const MIN_WINDOW_SCRAPES: u32 = 4;
 
 /// The compressed Prometheus and Alertmanager timings (the strings go into
-/// their configs; see `deploy::components::Timings`).
-pub const SCRAPE_INTERVAL: &str = "1s";
+/// their configs; see `deploy::components::Timings`). Scrapes stay at 2 s:
+/// the scrape timeout equals the interval, and the postgres exporter takes
+/// over a second to report `pg_up 0` when PostgreSQL is down; at 1 s the
+/// scrape would time out and ServiceDown would fire instead of PostgresDown.
+pub const SCRAPE_INTERVAL: &str = "2s";
 pub const EVALUATION_INTERVAL: &str = "1s";
 pub const GROUP_WAIT: &str = "1s";
 pub const GROUP_INTERVAL: &str = "2s";

@@ -45,6 +45,10 @@ pub const PORT_BASE: u16 = 24_000;
 /// Time compression of alert-sim's own temporary stack.
 pub const DEFAULT_COMPRESSION: u32 = 30;
 const POLL: Duration = Duration::from_millis(200);
+/// How long a scenario waits for the previous one's alerts to clear.
+const QUIET_DEADLINE: Duration = Duration::from_secs(240);
+/// The longest wait for a resolved notification.
+const MAX_RESOLVE: Duration = Duration::from_secs(300);
 
 #[derive(clap::Args)]
 #[command(
@@ -204,7 +208,7 @@ impl Setup<'_> {
     /// it), plus a minute.
     fn resolve_deadline(&self, alert: &str) -> Result<Duration> {
         let window = longest_window(&self.rules, &self.rule(alert)?.expr, 0);
-        Ok(window + window / 2 + Duration::from_secs(60))
+        Ok((window + window / 2 + Duration::from_secs(60)).min(MAX_RESOLVE))
     }
 }
 
@@ -360,23 +364,27 @@ fn scenario_phases(setup: &Setup, scenario: &Scenario, result: &mut ScenarioResu
         timings: &setup.timings,
     };
 
-    // Nothing this scenario expects may be active already (a previous run).
+    // Nothing this scenario expects may be active already (a previous run),
+    // nor anything that would inhibit it (a critical alert of the same job
+    // still resolving from the previous scenario).
     let quiet_since = Instant::now();
     loop {
-        let active: Vec<String> = observer
-            .active_alerts()?
-            .iter()
-            .filter(|a| scenario.pages.iter().any(|p| p.matches(&a.labels)))
-            .map(|a| format!("{:?}", a.labels))
-            .collect();
-        if active.is_empty() {
+        let blockers = blockers(setup, scenario)?;
+        if blockers.is_empty() {
             break;
         }
-        if quiet_since.elapsed() > Duration::from_secs(120) {
-            bail!("already active before the fault: {}", active.join(", "));
+        if quiet_since.elapsed() > QUIET_DEADLINE {
+            bail!(
+                "still active before the fault, after {QUIET_DEADLINE:?}: {}",
+                blockers.join(", ")
+            );
+        }
+        if quiet_since.elapsed() < Duration::from_millis(1500) {
+            say!("   waiting for {} to clear", blockers.join(", "));
         }
         std::thread::sleep(Duration::from_secs(1));
     }
+    result.wait_quiet_s = quiet_since.elapsed().as_secs_f64();
 
     // Inject.
     let t = Instant::now();
@@ -500,6 +508,50 @@ fn scenario_phases(setup: &Setup, scenario: &Scenario, result: &mut ScenarioResu
         result.requests_sent = traffic.stop();
     }
     Ok(())
+}
+
+/// What must clear before `scenario` injects: its own alerts, and alerts
+/// that would inhibit them.
+fn blockers(setup: &Setup, scenario: &Scenario) -> Result<Vec<String>> {
+    let active = setup.observer.active_alerts()?;
+    let mut found: Vec<String> = active
+        .iter()
+        .filter(|a| scenario.pages.iter().any(|p| p.matches(&a.labels)))
+        .map(|a| Expect::describe_labels(&a.labels))
+        .collect();
+    // The expected alerts as if firing now, among what is active.
+    let mut world = active.clone();
+    let first_expected = world.len();
+    for page in scenario.pages {
+        let mut labels = observe::Labels::new();
+        labels.insert("alertname".to_owned(), page.alert.to_owned());
+        if let Some(job) = page.job {
+            labels.insert("job".to_owned(), job.to_owned());
+        }
+        if let Some(severity) = setup.rule(page.alert)?.labels.get("severity") {
+            labels.insert("severity".to_owned(), severity.clone());
+        }
+        world.push(observe::ActiveAlert {
+            labels,
+            state: "firing".to_owned(),
+            active_at: 0.0,
+        });
+    }
+    let expected = &world[first_expected..];
+    for (target, _) in observe::inhibited(&world, &setup.inhibit, &|_| 0.0) {
+        if expected.iter().any(|e| std::ptr::eq(e, target)) {
+            let sources: Vec<String> = active
+                .iter()
+                .map(|a| Expect::describe_labels(&a.labels))
+                .collect();
+            found.push(format!(
+                "an inhibitor of {} (active: {})",
+                Expect::describe_labels(&target.labels),
+                sources.join(", ")
+            ));
+        }
+    }
+    Ok(found)
 }
 
 /// Alerts the inhibit rules silence must not page once their inhibitor

@@ -28,6 +28,8 @@ pub struct ScenarioResult {
     pub name: String,
     pub fault: String,
     pub pages: Vec<PageResult>,
+    /// Waiting for the previous scenario's alerts to clear.
+    pub wait_quiet_s: f64,
     pub inject_s: f64,
     pub diagnose_s: f64,
     pub heal_s: f64,
@@ -46,6 +48,7 @@ impl ScenarioResult {
             name: scenario.name.to_owned(),
             fault: scenario.fault.describe(),
             pages: Vec::new(),
+            wait_quiet_s: 0.0,
             inject_s: 0.0,
             diagnose_s: 0.0,
             heal_s: 0.0,
@@ -161,8 +164,9 @@ impl Report {
             let _ = writeln!(out, "\n## {}\n", s.name);
             let _ = writeln!(
                 out,
-                "Fault: {}. Phases: inject {:.1}s, diagnose {:.1}s, heal {:.1}s, resolve {:.1}s; {} requests sent; {} inhibited alert(s) checked silent.\n",
+                "Fault: {}. Phases: wait for quiet {:.1}s, inject {:.1}s, diagnose {:.1}s, heal {:.1}s, resolve {:.1}s; {} requests sent; {} inhibited alert(s) checked silent.\n",
                 s.fault,
+                s.wait_quiet_s,
                 s.inject_s,
                 s.diagnose_s,
                 s.heal_s,

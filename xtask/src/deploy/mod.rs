@@ -44,7 +44,7 @@ pub struct Deploy {
     #[arg(long, value_enum, default_value_t = Target::Local)]
     pub target: Target,
     /// Run the alerting path on compressed time, for `cargo xtask alert-sim`:
-    /// 1 s scrape and evaluation intervals, 1 s group_wait, 2 s
+    /// 2 s scrape and 1 s evaluation intervals, 1 s group_wait, 2 s
     /// group_interval, and a copy of the rules with every `for:`, range
     /// window and group interval divided by FACTOR (deploy/monitoring/README.md).
     /// A later deploy without it goes back to normal time.
