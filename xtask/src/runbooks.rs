@@ -12,7 +12,9 @@
 //! - the quick reference lists every alert with a link to its runbook;
 //! - `diagnose` commands name the state directory as
 //!   `${OCTOLLM_STATE_DIR:-.octollm}`, never a bare `.octollm`, so
-//!   `cargo xtask alert-sim` can run them against the stack under test.
+//!   `cargo xtask alert-sim` can run them against the stack under test;
+//! - every `curl` of a `diagnose` block has a timeout (`-m`/`--max-time`):
+//!   the service being diagnosed may hang.
 //!
 //! Problems are reported as `file:line: reason`.
 
@@ -356,8 +358,20 @@ pub fn check(alerts: &[Alert], docs: &[Doc], subcommands: &BTreeSet<String>) -> 
                 ));
             }
         }
-        // Diagnosis follows OCTOLLM_STATE_DIR.
+        // Diagnosis follows OCTOLLM_STATE_DIR, and never hangs on a hung service.
         for (line, command) in blocks(&doc.text, "diagnose") {
+            let curl_without_timeout = command.split('|').any(|part| {
+                let words: Vec<&str> = part.split_whitespace().collect();
+                words.first() == Some(&"curl")
+                    && !words.iter().any(|w| *w == "-m" || *w == "--max-time")
+            });
+            if curl_without_timeout {
+                problems.push(problem(
+                    &file,
+                    line,
+                    "diagnose curl without a timeout (add -m 5): the service it asks may hang",
+                ));
+            }
             if command.replace(STATE_DIR_REF, "").contains(".octollm") {
                 problems.push(problem(
                     &file,
@@ -505,6 +519,7 @@ i
 ```diagnose
 cargo xtask status
 cargo xtask logs orchestrator
+curl -s -m 5 localhost:8000/ready
 ```
 
 ```promql
@@ -622,6 +637,17 @@ e
     }
 
     #[test]
+    fn a_diagnose_curl_without_a_timeout_fails() {
+        let problems = run(&RUNBOOK.replace("curl -s -m 5 ", "curl -s "), URL);
+        assert_eq!(
+            problems,
+            [
+                "runbooks/service-unavailable.md:18: diagnose curl without a timeout (add -m 5): the service it asks may hang"
+            ]
+        );
+    }
+
+    #[test]
     fn an_alert_missing_from_the_quick_reference_fails() {
         let docs = [
             doc(TEMPLATE, TEMPLATE_TEXT),
@@ -674,7 +700,7 @@ e
         let queries = promql_queries(&[doc("x.md", RUNBOOK)]);
         assert_eq!(
             queries,
-            [("runbooks/x.md".to_owned(), 21, "up == 0".to_owned())]
+            [("runbooks/x.md".to_owned(), 22, "up == 0".to_owned())]
         );
     }
 

@@ -19,6 +19,9 @@ use crate::deploy::stack::{
 };
 use crate::deploy::{self, curl};
 
+/// `application_name` of the client holding the tasks-table lock.
+const LOCK_HOLDER: &str = "alert-sim-lock";
+
 /// What breaks.
 #[derive(Debug, Clone, Copy)]
 pub enum Fault {
@@ -104,6 +107,7 @@ impl Fault {
             Self::LockTasks => {
                 let mut child = Postgres::new(stack)
                     .client("psql")
+                    .env("PGAPPNAME", LOCK_HOLDER)
                     .args([
                         "-d",
                         "octollm",
@@ -150,8 +154,12 @@ impl Fault {
                 llm_sim_admin(stack, "POST", "/admin/reset", None)?;
             }
             Self::LockTasks => {
+                // A backend in pg_sleep does not notice its client is gone:
+                // end it, which rolls back and releases the lock.
+                Postgres::new(stack).psql(&format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{LOCK_HOLDER}'"
+                ))?;
                 if let Injected::Child(mut child) = injected {
-                    // psql's backend ends its transaction when the client goes.
                     child.kill()?;
                     child.wait()?;
                 }
@@ -209,6 +217,9 @@ pub fn llm_sim_admin(
     curl(&args)
 }
 
+/// Concurrent senders of a load (each one request at a time).
+const MAX_SENDERS: u32 = 20;
+
 /// Background traffic; stops when dropped.
 pub struct Traffic {
     stop: Arc<AtomicBool>,
@@ -264,7 +275,7 @@ impl Traffic {
         if per_second > 0 {
             // A few senders, each keeping its share of the rate; a slow answer
             // delays only its own sender.
-            let senders = per_second.clamp(1, 8);
+            let senders = per_second.clamp(1, MAX_SENDERS);
             let interval = Duration::from_secs_f64(f64::from(senders) / f64::from(per_second));
             for n in 0..senders {
                 let stop = Arc::clone(&stop);

@@ -490,7 +490,11 @@ fn scenario_phases(setup: &Setup, scenario: &Scenario, result: &mut ScenarioResu
         let deadline = setup
             .resolve_deadline(expect.alert)?
             .saturating_sub(resolving.elapsed());
-        match observe::wait_for_resolve(observer, expect, injected_at, deadline, POLL) {
+        // Resolved after its own page: not a resolve of an earlier incident.
+        let paged_at = entry
+            .time_to_page_s
+            .map_or(injected_at, |ttp| injected_at + ttp);
+        match observe::wait_for_resolve(observer, expect, paged_at, deadline, POLL) {
             Ok(at) => {
                 let after = at - injected_at;
                 entry.resolved_after_s = Some(after);
