@@ -27,6 +27,8 @@ use crate::deploy::curl;
 use crate::deploy::stack::{COMPONENTS, Stack};
 use crate::runbooks::{Doc, blocks};
 
+/// What an instant query that matched nothing reports.
+pub const NO_SERIES: &str = "(no series)";
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 /// Output kept per command in the report.
 const KEEP: usize = 1500;
@@ -167,7 +169,7 @@ pub fn run(
 }
 
 /// An instant query; its series, one per line (`{labels} value`).
-fn query_prometheus(url: &str, query: &str) -> Result<String> {
+pub fn query_prometheus(url: &str, query: &str) -> Result<String> {
     let body = curl(&[
         "-G",
         "--data-urlencode",
@@ -180,7 +182,7 @@ fn query_prometheus(url: &str, query: &str) -> Result<String> {
     }
     let result = &value["data"]["result"];
     let lines: Vec<String> = match result.as_array() {
-        Some(series) if series.is_empty() => vec!["(no series)".to_owned()],
+        Some(series) if series.is_empty() => vec![NO_SERIES.to_owned()],
         Some(series) => series
             .iter()
             .map(|s| {

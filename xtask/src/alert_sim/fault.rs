@@ -52,6 +52,11 @@ pub enum Load {
     Tasks {
         per_second: u32,
     },
+    /// Expensive tasks: a 42,500-character context (over 10,000 prompt
+    /// tokens per LLM call) and a budget that lets them spend it.
+    CostlyTasks {
+        per_second: u32,
+    },
     /// Prompt-injection texts sent to the reflex layer's check.
     Injections {
         per_second: u32,
@@ -244,6 +249,23 @@ impl Traffic {
                         let body = format!(
                             r#"{{"goal":"alert-sim task {i}: summarise the on-call handbook."}}"#
                         );
+                        request_args(&auth, &url, &body)
+                    }),
+                )
+            }
+            Load::CostlyTasks { per_second } => {
+                let url = format!("{}/v1/tasks", stack.url(ORCHESTRATOR));
+                let auth = format!("Authorization: Bearer {token}");
+                let context = "Quarterly operations notes, to be summarised. ".repeat(850);
+                (
+                    per_second,
+                    Arc::new(move |i| {
+                        let body = serde_json::json!({
+                            "goal": format!("alert-sim task {i}: summarise these notes."),
+                            "context": context,
+                            "budget": {"max_tokens": 100_000, "max_cost_usd": 10.0},
+                        })
+                        .to_string();
                         request_args(&auth, &url, &body)
                     }),
                 )

@@ -386,6 +386,14 @@ fn scenario_phases(setup: &Setup, scenario: &Scenario, result: &mut ScenarioResu
     }
     result.wait_quiet_s = quiet_since.elapsed().as_secs_f64();
 
+    if let Some((query, why)) = scenario.precondition {
+        let query = compress::scale_expr(query, &compress::Compression::of(&setup.timings)?);
+        let found = diagnose::query_prometheus(&setup.observer.prometheus, &query)?;
+        if found != diagnose::NO_SERIES {
+            bail!("precondition `{query}` holds ({found}): {why}");
+        }
+    }
+
     // Inject.
     let t = Instant::now();
     let traffic = Traffic::start(stack, scenario.load)?;
