@@ -63,6 +63,7 @@ enum Command {
     /// Check the on-call runbooks (runbooks/) against the alert rules and this command line.
     Runbooks(runbooks::Runbooks),
     /// Inject each alert's fault into a live stack: it must page the right receiver in time, and resolve.
+    #[command(long_about = alert_sim::LONG_ABOUT)]
     AlertSim(alert_sim::AlertSim),
 }
 

@@ -50,9 +50,8 @@ const QUIET_DEADLINE: Duration = Duration::from_secs(240);
 /// The longest wait for a resolved notification.
 const MAX_RESOLVE: Duration = Duration::from_secs(300);
 
-#[derive(clap::Args)]
-#[command(
-    long_about = "Fire, route and resolve every alert that can be reproduced locally.\n\n\
+/// `cargo xtask alert-sim --help`.
+pub const LONG_ABOUT: &str = "Fire, route and resolve every alert that can be reproduced locally.\n\n\
 Each scenario injects a fault into a live stack, waits until its alerts fire in Prometheus and \
 page the right receiver of the alert sink within 1.2× their theoretical bound \
 (for + scrape + evaluation + group_wait), runs the runbook's diagnosis against the incident, \
@@ -61,8 +60,9 @@ Examples:\n  \
 cargo xtask alert-sim --list\n  \
 cargo xtask alert-sim                                 temporary stack on port base 24000, compressed time\n  \
 cargo xtask deploy --state-dir /tmp/as --port-base 24000 --compress-time 30\n  \
-cargo xtask alert-sim --state-dir /tmp/as --scenario service-down --scenario llm-errors"
-)]
+cargo xtask alert-sim --state-dir /tmp/as --scenario service-down --scenario llm-errors";
+
+#[derive(clap::Args)]
 pub struct AlertSim {
     /// Run only this scenario (repeat for more); default: every scenario.
     #[arg(long = "scenario", value_name = "NAME")]
@@ -404,6 +404,12 @@ fn scenario_phases(setup: &Setup, scenario: &Scenario, result: &mut ScenarioResu
         Ok(injected) => injected,
         Err(error) => {
             drop(traffic);
+            // Half a fault is still a fault: heal what may be in place.
+            if let Err(heal) = scenario.fault.heal(&cx, fault::Injected::Nothing) {
+                result
+                    .failures
+                    .push(format!("healing after a failed injection: {heal:#}"));
+            }
             return Err(error.context(format!("injecting: {}", scenario.fault.describe())));
         }
     };
