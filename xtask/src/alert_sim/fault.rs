@@ -57,6 +57,11 @@ pub enum Load {
     CostlyTasks {
         per_second: u32,
     },
+    /// Texts carrying three e-mail addresses each, sent to the reflex
+    /// layer's check (someone feeding personal data in bulk).
+    PiiTexts {
+        per_second: u32,
+    },
     /// Prompt-injection texts sent to the reflex layer's check.
     Injections {
         per_second: u32,
@@ -266,6 +271,19 @@ impl Traffic {
                             "budget": {"max_tokens": 100_000, "max_cost_usd": 10.0},
                         })
                         .to_string();
+                        request_args(&auth, &url, &body)
+                    }),
+                )
+            }
+            Load::PiiTexts { per_second } => {
+                let url = format!("{}/v1/reflex/check", stack.url(REFLEX_LAYER));
+                let auth = format!("Authorization: Bearer {token}");
+                (
+                    per_second,
+                    Arc::new(move |i| {
+                        let body = format!(
+                            r#"{{"text":"Ticket {i}: please reach jane.doe{i}@example.com or john.roe{i}@example.org, cc ops{i}@example.net.","user_id":"alert-sim-{i}"}}"#
+                        );
                         request_args(&auth, &url, &body)
                     }),
                 )

@@ -89,6 +89,16 @@ pub const SCENARIOS: &[Scenario] = &[
         in_ci: false,
     },
     Scenario {
+        name: "pii-surge",
+        summary: "texts full of e-mail addresses flood the reflex layer",
+        fault: Fault::None,
+        load: Load::PiiTexts { per_second: 5 },
+        pages: &[page("PiiDetectionSurge", Some("reflex-layer"), "slack")],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
         name: "auth-failure-surge",
         summary: "a client keeps presenting a wrong bearer token",
         fault: Fault::None,
@@ -160,6 +170,20 @@ pub const SCENARIOS: &[Scenario] = &[
         precondition: None,
         load_while_healing: false,
         in_ci: true,
+    },
+    Scenario {
+        name: "availability-burn",
+        summary: "PostgreSQL stops again under task traffic: the 1-hour availability budget burns 14.4× too fast",
+        fault: Fault::StopPostgres,
+        load: Load::Tasks { per_second: 10 },
+        pages: &[page(
+            "AvailabilityBudgetBurn1h",
+            Some("orchestrator"),
+            "pagerduty",
+        )],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
     },
 ];
 
@@ -251,10 +275,6 @@ pub const NOT_REPRODUCED: &[(&str, &str)] = &[
         "needs the reflex layer's p99 over 50ms without a test-only delay; not built yet",
     ),
     (
-        "PiiDetectionSurge",
-        "reproducible (a flood of texts carrying PII); scenario not built yet",
-    ),
-    (
         "RateLimitRejectionsHigh",
         "reproducible (one user over its tier's 50/s), but needs a faster client than curl processes; not built yet",
     ),
@@ -285,10 +305,6 @@ pub const NOT_REPRODUCED: &[(&str, &str)] = &[
     (
         "AlertmanagerNotificationsFailing",
         "reproducible (stop the alert sink), but then no receiver records it: the sink is how alert-sim observes pages",
-    ),
-    (
-        "AvailabilityBudgetBurn1h",
-        "fires in postgres-down, but its 1-hour window (2 min compressed) keeps it firing 2 minutes after healing; not asserted yet",
     ),
     (
         "TaskSuccessBudgetBurn1h",
