@@ -1,13 +1,14 @@
 //! `cargo xtask ci`: everything CI checks, in the order a failure is cheapest
 //! to find: prerequisites, fmt, clippy, unit and integration tests (against
-//! real PostgreSQL through testcontainers), then the deployed-stack system test.
+//! real PostgreSQL through testcontainers), then the deployed-stack system
+//! test and the alert-sim subset (each on its own temporary stack).
 
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use xshell::{Shell, cmd};
 
-use crate::{container_engine, deploy, dr_test, images, monitoring, runbooks, say};
+use crate::{alert_sim, container_engine, deploy, dr_test, images, monitoring, runbooks, say};
 
 #[derive(clap::Args)]
 pub struct Ci {
@@ -60,6 +61,9 @@ impl Ci {
                 "dr-test (disk-loss, accidental-delete, redis-loss; negative control)",
                 &mut || dr_test::ci(sh),
             )?;
+            step("alert-sim (CI subset, compressed time)", &mut || {
+                alert_sim::AlertSim::ci_subset(alert_sim::PORT_BASE).run(sh)
+            })?;
         }
         step("monitoring check + live contract", &mut || {
             monitoring::Check {

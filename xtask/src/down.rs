@@ -12,7 +12,8 @@ use crate::{deploy, say};
 
 #[derive(clap::Args)]
 pub struct Down {
-    #[arg(long, default_value = ".octollm")]
+    /// The stack's state directory (default: $OCTOLLM_STATE_DIR, else .octollm).
+    #[arg(long, env = "OCTOLLM_STATE_DIR", default_value = ".octollm")]
     state_dir: PathBuf,
     /// Also delete the data (PostgreSQL cluster, state directory).
     #[arg(long)]

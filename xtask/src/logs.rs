@@ -17,7 +17,8 @@ pub struct Logs {
     /// Lines to show from the end.
     #[arg(short = 'n', long, default_value_t = 100)]
     lines: usize,
-    #[arg(long, default_value = ".octollm")]
+    /// The stack's state directory (default: $OCTOLLM_STATE_DIR, else .octollm).
+    #[arg(long, env = "OCTOLLM_STATE_DIR", default_value = ".octollm")]
     state_dir: PathBuf,
 }
 

@@ -2,6 +2,7 @@
 //!
 //! One module per command; `main` only parses arguments and dispatches.
 
+mod alert_sim;
 mod backup;
 mod bench;
 mod ci;
@@ -33,6 +34,7 @@ cargo xtask deploy              run the whole stack on this machine (state in .o
 cargo xtask status              is everything up? (exit code 1 if not)\n  \
 cargo xtask logs orchestrator   a component's log (-f to follow)\n  \
 cargo xtask down                stop it (--purge deletes the data)\n  \
+cargo xtask alert-sim           fire, route and resolve every alert on a live stack\n  \
 cargo xtask ci                  everything CI checks"
 )]
 struct Cli {
@@ -66,6 +68,9 @@ enum Command {
     Monitoring(monitoring::Monitoring),
     /// Check the on-call runbooks (runbooks/) against the alert rules and this command line.
     Runbooks(runbooks::Runbooks),
+    /// Inject each alert's fault into a live stack: it must page the right receiver in time, and resolve.
+    #[command(long_about = alert_sim::LONG_ABOUT)]
+    AlertSim(alert_sim::AlertSim),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restart(cmd) => cmd.run(&sh),
         Command::Monitoring(cmd) => cmd.run(&sh),
         Command::Runbooks(cmd) => cmd.run(&sh),
+        Command::AlertSim(cmd) => cmd.run(&sh),
     }
 }
 

@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::Result;
 use xshell::Shell;
 
-use crate::deploy::components::DEFAULT_TIMINGS;
 use crate::deploy::stack::{self, Stack};
 use crate::{deploy, say};
 
@@ -15,7 +14,8 @@ use crate::{deploy, say};
 pub struct Restart {
     /// Component name, as `cargo xtask status` lists it.
     component: String,
-    #[arg(long, default_value = ".octollm")]
+    /// The stack's state directory (default: $OCTOLLM_STATE_DIR, else .octollm).
+    #[arg(long, env = "OCTOLLM_STATE_DIR", default_value = ".octollm")]
     state_dir: PathBuf,
 }
 
@@ -25,7 +25,7 @@ impl Restart {
         let component = stack::find(&self.component)?;
         let _lock = stack.lock()?;
         stack.stop(component, Duration::from_secs(20))?;
-        deploy::reconcile(&stack, component, &DEFAULT_TIMINGS)?;
+        deploy::reconcile(&stack, component, &deploy::components::timings_of(&stack))?;
         say!("{} restarted", component.name);
         Ok(())
     }

@@ -9,7 +9,12 @@
 //!   the clap `Cli`;
 //! - every query of a `promql` block parses (Prometheus' own parser, through
 //!   `promtool check rules`);
-//! - the quick reference lists every alert with a link to its runbook.
+//! - the quick reference lists every alert with a link to its runbook;
+//! - `diagnose` commands name the state directory as
+//!   `${OCTOLLM_STATE_DIR:-.octollm}`, never a bare `.octollm`, so
+//!   `cargo xtask alert-sim` can run them against the stack under test;
+//! - every `curl` of a `diagnose` block has a timeout (`-m`/`--max-time`):
+//!   the service being diagnosed may hang.
 //!
 //! Problems are reported as `file:line: reason`.
 
@@ -38,6 +43,9 @@ const SECTIONS: &[&str] = &[
     "Prevention",
     "Escalation",
 ];
+
+/// How a runbook command names the stack's state directory.
+pub const STATE_DIR_REF: &str = "${OCTOLLM_STATE_DIR:-.octollm}";
 
 #[derive(clap::Args)]
 pub struct Runbooks {}
@@ -153,7 +161,7 @@ fn alerts_of(rules: &Rules, root: &Path) -> Result<Vec<Alert>> {
     Ok(alerts)
 }
 
-fn load_docs(dir: &Path) -> Result<Vec<Doc>> {
+pub fn load_docs(dir: &Path) -> Result<Vec<Doc>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -231,7 +239,7 @@ fn anchors(text: &str) -> BTreeSet<String> {
 }
 
 /// The fenced blocks with the given info string: (line, content) per line.
-fn blocks(text: &str, info: &str) -> Vec<(usize, String)> {
+pub fn blocks(text: &str, info: &str) -> Vec<(usize, String)> {
     let mut found = Vec::new();
     let mut inside: Option<bool> = None;
     for (i, line) in text.lines().enumerate() {
@@ -347,6 +355,28 @@ pub fn check(alerts: &[Alert], docs: &[Doc], subcommands: &BTreeSet<String>) -> 
                     &file,
                     1,
                     "referenced by no alert's runbook_url and not by the quick reference",
+                ));
+            }
+        }
+        // Diagnosis follows OCTOLLM_STATE_DIR, and never hangs on a hung service.
+        for (line, command) in blocks(&doc.text, "diagnose") {
+            let curl_without_timeout = command.split('|').any(|part| {
+                let words: Vec<&str> = part.split_whitespace().collect();
+                words.first() == Some(&"curl")
+                    && !words.iter().any(|w| *w == "-m" || *w == "--max-time")
+            });
+            if curl_without_timeout {
+                problems.push(problem(
+                    &file,
+                    line,
+                    "diagnose curl without a timeout (add -m 5): the service it asks may hang",
+                ));
+            }
+            if command.replace(STATE_DIR_REF, "").contains(".octollm") {
+                problems.push(problem(
+                    &file,
+                    line,
+                    format!("diagnose command names `.octollm`: write `{STATE_DIR_REF}` so it runs against any stack"),
                 ));
             }
         }
@@ -489,6 +519,7 @@ i
 ```diagnose
 cargo xtask status
 cargo xtask logs orchestrator
+curl -s -m 5 localhost:8000/ready
 ```
 
 ```promql
@@ -590,6 +621,33 @@ e
     }
 
     #[test]
+    fn a_diagnose_command_with_a_fixed_state_dir_fails() {
+        let fixed = RUNBOOK.replace(
+            "cargo xtask status\n",
+            "cargo xtask status\ncat .octollm/api-token\ncat ${OCTOLLM_STATE_DIR:-.octollm}/api-token\n",
+        );
+        let problems = run(&fixed, URL);
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].starts_with(
+                "runbooks/service-unavailable.md:17: diagnose command names `.octollm`"
+            ),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn a_diagnose_curl_without_a_timeout_fails() {
+        let problems = run(&RUNBOOK.replace("curl -s -m 5 ", "curl -s "), URL);
+        assert_eq!(
+            problems,
+            [
+                "runbooks/service-unavailable.md:18: diagnose curl without a timeout (add -m 5): the service it asks may hang"
+            ]
+        );
+    }
+
+    #[test]
     fn an_alert_missing_from_the_quick_reference_fails() {
         let docs = [
             doc(TEMPLATE, TEMPLATE_TEXT),
@@ -642,7 +700,7 @@ e
         let queries = promql_queries(&[doc("x.md", RUNBOOK)]);
         assert_eq!(
             queries,
-            [("runbooks/x.md".to_owned(), 21, "up == 0".to_owned())]
+            [("runbooks/x.md".to_owned(), 22, "up == 0".to_owned())]
         );
     }
 

@@ -10,7 +10,8 @@ use crate::deploy::{self, stack::Stack};
 
 #[derive(clap::Args)]
 pub struct Status {
-    #[arg(long, default_value = ".octollm")]
+    /// The stack's state directory (default: $OCTOLLM_STATE_DIR, else .octollm).
+    #[arg(long, env = "OCTOLLM_STATE_DIR", default_value = ".octollm")]
     state_dir: PathBuf,
 }
 

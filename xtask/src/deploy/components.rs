@@ -19,6 +19,10 @@ pub struct Timings {
     pub evaluation_interval: &'static str,
     pub group_wait: &'static str,
     pub group_interval: &'static str,
+    /// 1: Prometheus loads `deploy/monitoring/rules` as-is. N > 1: it loads
+    /// a copy with every `for:`, range window and group interval divided by
+    /// N (`alert_sim::compress`).
+    pub time_compression: u32,
 }
 
 pub const DEFAULT_TIMINGS: Timings = Timings {
@@ -26,7 +30,34 @@ pub const DEFAULT_TIMINGS: Timings = Timings {
     evaluation_interval: "15s",
     group_wait: "30s",
     group_interval: "5m",
+    time_compression: 1,
 };
+
+/// The timings `cargo xtask deploy --compress-time FACTOR` runs with.
+pub fn compressed_timings(factor: u32) -> Timings {
+    use crate::alert_sim::compress;
+    Timings {
+        scrape_interval: compress::SCRAPE_INTERVAL,
+        evaluation_interval: compress::EVALUATION_INTERVAL,
+        group_wait: compress::GROUP_WAIT,
+        group_interval: compress::GROUP_INTERVAL,
+        time_compression: factor,
+    }
+}
+
+/// The file recording a stack's time compression factor (absent: none).
+pub fn compression_file(stack: &Stack) -> std::path::PathBuf {
+    stack.state_dir.join("time-compression")
+}
+
+/// The timings a stack was deployed with, so restarts keep them.
+pub fn timings_of(stack: &Stack) -> Timings {
+    std::fs::read_to_string(compression_file(stack))
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .filter(|f| *f > 1)
+        .map_or(DEFAULT_TIMINGS, compressed_timings)
+}
 
 /// A component ready to start, and what identifies this exact launch.
 pub struct Launch {
@@ -140,9 +171,15 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
             Launch::new(command, &config)
         }
         "llm-sim" => {
+            // The admin API (alert-sim's fault injection) takes a token.
+            stack.secret("llm-sim-admin-token")?;
             let mut command = service("llm-sim");
             command
                 .envs(env_template("llm-sim")?)
+                .env(
+                    "LLM_SIM_ADMIN_TOKEN_FILE",
+                    stack.secret_path("llm-sim-admin-token"),
+                )
                 .env("LLM_SIM_LISTEN", listen(stack, component));
             Launch::new(command, "")
         }
@@ -299,14 +336,20 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
             Launch::new(command, &config)
         }
         "prometheus" => {
+            let source_rules = project_root().join("deploy/monitoring/rules");
+            let (rules_dir, compressed_rules) = if timings.time_compression > 1 {
+                let dir = stack.config_path("rules");
+                let text = crate::alert_sim::compress::write_scaled_rules(
+                    &source_rules,
+                    &dir,
+                    &crate::alert_sim::compress::Compression::of(timings)?,
+                )?;
+                (dir, text)
+            } else {
+                (source_rules.clone(), String::new())
+            };
             let mut vars = port_vars(stack);
-            vars.insert(
-                "RULES_DIR",
-                project_root()
-                    .join("deploy/monitoring/rules")
-                    .to_string_lossy()
-                    .into_owned(),
-            );
+            vars.insert("RULES_DIR", rules_dir.to_string_lossy().into_owned());
             vars.insert("SCRAPE_INTERVAL", timings.scrape_interval.to_owned());
             vars.insert(
                 "EVALUATION_INTERVAL",
@@ -319,9 +362,10 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
                 &vars,
             )?;
             // Rule changes restart Prometheus too.
-            for entry in std::fs::read_dir(project_root().join("deploy/monitoring/rules"))? {
+            for entry in std::fs::read_dir(&source_rules)? {
                 config.push_str(&std::fs::read_to_string(entry?.path())?);
             }
+            config.push_str(&compressed_rules);
             let mut command = Command::new("prometheus");
             command
                 .arg(format!(

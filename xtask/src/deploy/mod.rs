@@ -55,6 +55,13 @@ pub struct Deploy {
     /// Where to deploy: this machine (Kubernetes is not built yet).
     #[arg(long, value_enum, default_value_t = Target::Local)]
     pub target: Target,
+    /// Run the alerting path on compressed time, for `cargo xtask alert-sim`:
+    /// 2 s scrape and 1 s evaluation intervals, 1 s group_wait, 2 s
+    /// group_interval, and a copy of the rules with every `for:`, range
+    /// window and group interval divided by FACTOR (deploy/monitoring/README.md).
+    /// A later deploy without it goes back to normal time.
+    #[arg(long, value_name = "FACTOR", value_parser = clap::value_parser!(u32).range(2..=3600))]
+    pub compress_time: Option<u32>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -89,8 +96,19 @@ impl Deploy {
             self.port_base.to_string(),
         )?;
         components::ensure_token(&stack)?;
+        let timings = match self.compress_time {
+            Some(factor) => {
+                say!("compressed time: alert windows divided by {factor}");
+                fs::write(components::compression_file(&stack), factor.to_string())?;
+                components::compressed_timings(factor)
+            }
+            None => {
+                let _ = fs::remove_file(components::compression_file(&stack));
+                DEFAULT_TIMINGS
+            }
+        };
         for component in COMPONENTS {
-            reconcile(&stack, *component, &DEFAULT_TIMINGS).map_err(|error| {
+            reconcile(&stack, *component, &timings).map_err(|error| {
                 anyhow::anyhow!(
                     "{error:#}\n\nthe stack is partly up: `cargo xtask status` shows it, `cargo xtask down` stops it"
                 )
@@ -435,12 +453,24 @@ pub fn with_temporary_stack(
     port_base: u16,
     check: impl FnOnce(&Stack) -> Result<()>,
 ) -> Result<()> {
+    with_temporary_stack_timed(sh, name, port_base, None, check)
+}
+
+/// [`with_temporary_stack`], optionally on compressed time (`--compress-time`).
+pub fn with_temporary_stack_timed(
+    sh: &Shell,
+    name: &str,
+    port_base: u16,
+    compress_time: Option<u32>,
+    check: impl FnOnce(&Stack) -> Result<()>,
+) -> Result<()> {
     let state_dir = std::env::temp_dir().join(format!("octollm-{name}-{}", std::process::id()));
     let result = Deploy {
         state_dir: state_dir.clone(),
         port_base,
         no_smoke: false,
         target: Target::Local,
+        compress_time,
     }
     .run(sh)
     .and_then(|()| check(&Stack::open(&state_dir)?));

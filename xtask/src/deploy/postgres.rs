@@ -421,7 +421,7 @@ impl<'a> Postgres<'a> {
 
     /// A PostgreSQL client program, connecting as `postgres` over the socket
     /// (peer auth), so probes and provisioning log no failures.
-    fn client(&self, program: &str) -> Command {
+    pub fn client(&self, program: &str) -> Command {
         self.client_in(program, "postgres")
     }
 

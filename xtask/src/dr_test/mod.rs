@@ -29,7 +29,7 @@ use self::scenarios::{SCENARIOS, Scenario};
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Without --state-dir it deploys a throwaway stack (ports +25000), runs the \
+    after_help = "Without --state-dir it deploys a throwaway stack (ports +12000), runs the \
 drills and tears it down. With --state-dir it drills that stack: its data is destroyed and \
 restored for real.\n\nExamples:\n  \
 cargo xtask dr-test --list\n  \
@@ -47,8 +47,9 @@ pub struct DrTest {
     /// Drill this deployed stack instead of a throwaway one (destructive!).
     #[arg(long)]
     state_dir: Option<PathBuf>,
-    /// Port base of the throwaway stack.
-    #[arg(long, default_value_t = 25_000)]
+    /// Port base of the throwaway stack (ports 17432–21187: clear of the
+    /// other temporary stacks, so a drill and alert-sim can run together).
+    #[arg(long, default_value_t = PORT_BASE)]
     port_base: u16,
     /// Task data loaded before the drills (e.g. 20MB, 1GB), for the RTO figure.
     #[arg(long, default_value = "20MB", value_parser = parse_size)]
@@ -57,6 +58,8 @@ pub struct DrTest {
     #[arg(long, default_value_t = 40)]
     rate: u32,
 }
+
+pub const PORT_BASE: u16 = 12_000;
 
 /// What every scenario gets.
 pub struct Drill<'a> {
@@ -103,7 +106,7 @@ pub fn ci(sh: &Shell) -> Result<()> {
         "redis-loss".into(),
     ])?;
     let must_fail = select(&["wrong-target".into()])?;
-    deploy::with_temporary_stack(sh, "dr-ci", 25_000, |stack| {
+    deploy::with_temporary_stack(sh, "dr-ci", PORT_BASE, |stack| {
         run_scenarios(sh, stack, &must_pass, 5 << 20, 40)?;
         match run_scenarios(sh, stack, &must_fail, 0, 40) {
             Ok(()) => {

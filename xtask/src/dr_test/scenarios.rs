@@ -13,7 +13,7 @@ use super::Drill;
 use super::ledger::{self, Ledger, Verdict};
 use super::report::Outcome;
 use crate::backup;
-use crate::deploy::components::{self, DEFAULT_TIMINGS};
+use crate::deploy::components;
 use crate::deploy::postgres::{DATABASE, Postgres, RestoreTarget};
 use crate::deploy::redis::{self, Redis};
 use crate::deploy::stack::{
@@ -240,10 +240,10 @@ fn corruption(drill: &Drill) -> Result<Outcome> {
     }
     bytes[4096..4160].fill(0xA5);
     fs::write(&file, &bytes)?;
-    reconcile(stack, POSTGRES, &DEFAULT_TIMINGS)?;
+    reconcile(stack, POSTGRES, &components::timings_of(stack))?;
     // pg_receivewal retries only every 5 s; reconnect it now.
     stack.stop(WAL_STREAM, Duration::from_secs(10))?;
-    reconcile(stack, WAL_STREAM, &DEFAULT_TIMINGS)?;
+    reconcile(stack, WAL_STREAM, &components::timings_of(stack))?;
     out.phase("detection: full scan of tasks");
     let scan = "SELECT count(*), sum(length(goal)) FROM tasks";
     match pg.psql_in(DATABASE, scan) {
@@ -282,7 +282,7 @@ fn orchestrator_crash(drill: &Drill) -> Result<Outcome> {
     let disaster = Disaster::now();
     crash(stack, ORCHESTRATOR)?;
     out.phase("restart");
-    reconcile(stack, ORCHESTRATOR, &DEFAULT_TIMINGS)?;
+    reconcile(stack, ORCHESTRATOR, &components::timings_of(stack))?;
     wait_service(stack)?;
     out.rto = Some(disaster.elapsed());
     let acks = ledger.stop()?;
@@ -340,7 +340,7 @@ fn redis_loss(drill: &Drill) -> Result<Outcome> {
     crash(stack, REDIS)?;
     check_reflex_answers(stack)?;
     out.note("the reflex layer answered a check while Redis was down");
-    reconcile(stack, REDIS, &DEFAULT_TIMINGS)?;
+    reconcile(stack, REDIS, &components::timings_of(stack))?;
     let after_crash = count_keys(&redis)?;
     if after_crash != 1000 {
         bail!("after a crash and AOF replay {after_crash} of 1000 keys are left");
@@ -354,7 +354,7 @@ fn redis_loss(drill: &Drill) -> Result<Outcome> {
     out.phase("restore: newest intact RDB copy, AOF rebuilt from it");
     let restored = redis.restore_latest_copy()?;
     redis::rebuild_aof_from_rdb(&redis)?;
-    reconcile(stack, REDIS, &DEFAULT_TIMINGS)?;
+    reconcile(stack, REDIS, &components::timings_of(stack))?;
     out.rto = Some(disaster.elapsed());
     out.phase("verification");
     let keys = count_keys(&redis)?;
@@ -392,6 +392,7 @@ fn stack_loss(drill: &Drill) -> Result<Outcome> {
     let acks = ledger.stop()?;
     let port_base = stack.port_base;
     let state_dir = stack.state_dir.clone();
+    let compress_time = Some(components::timings_of(stack).time_compression).filter(|f| *f > 1);
     let ledger_copy = drill.work_dir.join("stack-loss.kept");
     fs::remove_dir_all(&state_dir)?;
     for gone in [pg.data_dir(), pg.socket_dir(), pg.pgbackrest_config()] {
@@ -406,7 +407,7 @@ fn stack_loss(drill: &Drill) -> Result<Outcome> {
     pg.write_backup_config()?;
     pg.restore(&RestoreTarget::Latest)?;
     let redis = Redis::new(&fresh);
-    components::launch(&fresh, REDIS, &DEFAULT_TIMINGS)?; // renders redis.conf
+    components::launch(&fresh, REDIS, &components::timings_of(&fresh))?; // renders redis.conf
     redis.restore_latest_copy()?;
     redis::rebuild_aof_from_rdb(&redis)?;
     deploy::Deploy {
@@ -414,6 +415,7 @@ fn stack_loss(drill: &Drill) -> Result<Outcome> {
         port_base,
         no_smoke: true,
         target: deploy::Target::Local,
+        compress_time,
     }
     .run(drill.sh)?;
     wait_service(&fresh)?;
@@ -548,8 +550,8 @@ fn restore_and_verify(
     stack.stop(WAL_STREAM, Duration::from_secs(10))?;
     crash(stack, POSTGRES)?;
     pg.restore(&target)?;
-    reconcile(stack, POSTGRES, &DEFAULT_TIMINGS)?;
-    reconcile(stack, WAL_STREAM, &DEFAULT_TIMINGS)?;
+    reconcile(stack, POSTGRES, &components::timings_of(stack))?;
+    reconcile(stack, WAL_STREAM, &components::timings_of(stack))?;
     out.phase("service back: a new task acknowledged");
     wait_service(stack)?;
     out.rto = Some(disaster.elapsed());

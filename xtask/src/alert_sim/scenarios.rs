@@ -1,0 +1,391 @@
+//! The scenario table: one row per incident, the fault that causes it, the
+//! traffic that makes it visible, and every alert it must page (where).
+//!
+//! Adding a scenario is one entry: e.g. when the arms land,
+//!
+//! ```text
+//! Scenario {
+//!     name: "arm-down",
+//!     summary: "an arm process dies",
+//!     fault: Fault::Kill(stack::CODER_ARM),
+//!     load: Load::Tasks { per_second: 5 },
+//!     pages: &[page("ArmUnavailable", Some("orchestrator"), "pagerduty")],
+//!     precondition: None,
+//!     load_while_healing: false,
+//!     in_ci: false,
+//! },
+//! ```
+
+use super::fault::{Fault, Load};
+use super::observe::Expect;
+use crate::deploy::stack::{LLM_SIM, REDIS, REFLEX_LAYER};
+
+pub struct Scenario {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub fault: Fault,
+    pub load: Load,
+    /// Every alert this incident must page, at its receiver.
+    pub pages: &'static [Expect],
+    /// A PromQL query (uncompressed; alert-sim compresses its windows like
+    /// the rules') that must return nothing before injecting, and why: the
+    /// scenario cannot page within its bound while it returns something.
+    pub precondition: Option<(&'static str, &'static str)>,
+    /// Keep the traffic running while healing and resolving (a circuit
+    /// breaker only closes again when requests arrive).
+    pub load_while_healing: bool,
+    /// Part of `cargo xtask ci`'s representative subset.
+    pub in_ci: bool,
+}
+
+const fn page(alert: &'static str, job: Option<&'static str>, receiver: &'static str) -> Expect {
+    Expect {
+        alert,
+        job,
+        receiver,
+    }
+}
+
+/// Every scenario, in the order the suite runs them.
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "service-down",
+        summary: "llm-sim is killed",
+        fault: Fault::Kill(LLM_SIM),
+        load: Load::None,
+        pages: &[page("ServiceDown", Some("llm-sim"), "pagerduty")],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: true,
+    },
+    Scenario {
+        name: "redis-down",
+        summary: "Redis is killed",
+        fault: Fault::Kill(REDIS),
+        load: Load::None,
+        pages: &[page("RedisDown", Some("redis"), "slack")],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "backup-too-old",
+        summary: "the last backup pushed to the Pushgateway is 26 hours old",
+        fault: Fault::StaleBackup { age_hours: 26 },
+        load: Load::None,
+        pages: &[page("BackupTooOld", None, "slack")],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "injection-surge",
+        summary: "prompt injections flood the reflex layer",
+        fault: Fault::None,
+        load: Load::Injections { per_second: 5 },
+        pages: &[page("InjectionBlockSurge", Some("reflex-layer"), "slack")],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "pii-surge",
+        summary: "texts full of e-mail addresses flood the reflex layer",
+        fault: Fault::None,
+        load: Load::PiiTexts { per_second: 5 },
+        pages: &[page("PiiDetectionSurge", Some("reflex-layer"), "slack")],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "auth-failure-surge",
+        summary: "a client keeps presenting a wrong bearer token",
+        fault: Fault::None,
+        load: Load::BadTokens { per_second: 5 },
+        pages: &[page("AuthFailureSurge", Some("orchestrator"), "slack")],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "llm-errors",
+        summary: "llm-sim fails 40% of calls with 500",
+        fault: Fault::LlmSim(r#"{"errors":{"rate":0.4,"kinds":{"429":0,"500":1,"timeout":0}}}"#),
+        load: Load::Tasks { per_second: 10 },
+        pages: &[page("LlmErrorRateHigh", Some("orchestrator"), "slack")],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "db-pool-exhausted",
+        summary: "a client locks the tasks table: every task query waits holding its pool connection (20 concurrent clients, pool of 16)",
+        fault: Fault::LockTasks,
+        load: Load::Tasks { per_second: 20 },
+        pages: &[page("DbPoolExhausted", Some("orchestrator"), "slack")],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "llm-cost-spike",
+        summary: "llm-sim answers every call with the most tokens allowed, to tasks with long contexts",
+        fault: Fault::LlmSim(r#"{"tokens":{"min":32768,"max":32768}}"#),
+        load: Load::CostlyTasks { per_second: 10 },
+        pages: &[page("LlmCostSpike", None, "slack")],
+        precondition: Some((
+            "2 * avg_over_time(octollm:llm_api_cost_usd:increase1h[7d]) > 1",
+            "LlmCostSpike compares the last hour's spend with twice its 7-day average (5.6 h at 30×), which earlier spikes on this stack have raised above 1 USD: the spike would first have to outgrow them. Run it on a fresh stack (the default temporary one)",
+        )),
+        load_while_healing: false,
+        in_ci: true,
+    },
+    Scenario {
+        name: "reflex-hang",
+        summary: "the reflex layer hangs (SIGSTOP) under task traffic",
+        fault: Fault::Freeze(REFLEX_LAYER),
+        load: Load::Tasks { per_second: 5 },
+        pages: &[
+            page("ServiceDown", Some("reflex-layer"), "pagerduty"),
+            page(
+                "ReflexScreeningUnavailable",
+                Some("orchestrator"),
+                "pagerduty",
+            ),
+        ],
+        precondition: None,
+        load_while_healing: true,
+        in_ci: false,
+    },
+    Scenario {
+        name: "postgres-down",
+        summary: "PostgreSQL stops under task traffic: the orchestrator answers 503",
+        fault: Fault::StopPostgres,
+        load: Load::Tasks { per_second: 10 },
+        pages: &[
+            page("PostgresDown", Some("postgres"), "pagerduty"),
+            page("HighErrorRate", Some("orchestrator"), "pagerduty"),
+        ],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: true,
+    },
+    Scenario {
+        name: "availability-burn",
+        summary: "PostgreSQL stops again under task traffic: the 1-hour availability budget burns 14.4× too fast",
+        fault: Fault::StopPostgres,
+        load: Load::Tasks { per_second: 10 },
+        pages: &[page(
+            "AvailabilityBudgetBurn1h",
+            Some("orchestrator"),
+            "pagerduty",
+        )],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+];
+
+/// Alerts the suite does not reproduce on the local stack, and why.
+pub const NOT_REPRODUCED: &[(&str, &str)] = &[
+    (
+        "PostgresReplicationLag",
+        "needs a streaming replica; the local stack runs one PostgreSQL",
+    ),
+    (
+        "LowUptime",
+        "its 1-day window (48 min compressed) averages over the history there is: on a young stack any outage pages it (seen after service-down), on an old one it needs a 2.4-minute outage; either way its time to page measures the stack's age, not the alerting path",
+    ),
+    (
+        "AvailabilityBudgetBurn3d",
+        "3-day window (2.4 h compressed) and a 1 h for:",
+    ),
+    (
+        "TaskSuccessBudgetBurn3d",
+        "3-day window (2.4 h compressed) and a 1 h for:",
+    ),
+    (
+        "AvailabilityBudgetBurn6h",
+        "6-hour window (12 min compressed): on a young stack postgres-down fires it (little traffic to outweigh), on an old one the errors take minutes to; its time to page depends on the stack's history, so it is not asserted",
+    ),
+    (
+        "TaskSuccessBudgetBurn6h",
+        "6-hour window (12 min compressed), as AvailabilityBudgetBurn6h",
+    ),
+    (
+        "LlmDailySpendHigh",
+        "500 USD within a day's window (48 min compressed) is 25 million completion tokens of llm-sim's price",
+    ),
+    (
+        "LlmMonthlyProjectionHigh",
+        "333 USD within a day's window (48 min compressed), as LlmDailySpendHigh",
+    ),
+    (
+        "HostCpuHigh",
+        "would saturate the shared build machine for minutes",
+    ),
+    ("HostMemoryHigh", "would push the shared host to 90% memory"),
+    (
+        "HostDiskSpaceLow",
+        "node-exporter watches the host's filesystems; filling one is not safe on a shared machine (a small tmpfs needs root mounts)",
+    ),
+    (
+        "ServiceMemoryHigh",
+        "needs a service holding 1 GiB for its for:; no fault without a test-only code path",
+    ),
+    (
+        "FileDescriptorsExhausted",
+        "needs a service at 90% of its fd limit; its limit is inherited and not lowered without a restart under ulimit",
+    ),
+    (
+        "BackupStatusMissing",
+        "needs the backup metrics gone from the Pushgateway for 15m (30s compressed); not built yet",
+    ),
+    (
+        "WalArchiveTooOld",
+        "needs archiving stuck for 15 minutes of wall-clock (its threshold is an age, not a window)",
+    ),
+    (
+        "WalArchivingFailing",
+        "breaking pgBackRest's repository needs a WAL switch loop to produce failures within every window; not built yet",
+    ),
+    (
+        "LlmLatencyHigh",
+        "the fault (answers slower than 10s) is first observable 10s after it starts, outside the alerting-path bound; not built yet",
+    ),
+    (
+        "TaskLatencyHigh",
+        "as LlmLatencyHigh: a task slower than 30s is observed only when it ends; not built yet",
+    ),
+    (
+        "TaskTimeoutRateHigh",
+        "tasks time out after their budget's max_time_seconds, observed only then; not built yet",
+    ),
+    (
+        "TaskThroughputLow",
+        "needs queued tasks the workers do not drain: stalling the workers alone needs an orchestrator knob; not built yet",
+    ),
+    (
+        "TaskQueueGrowing",
+        "needs more than 50 queued tasks growing for 15m (30s compressed) while 64 workers drain them; not built yet",
+    ),
+    (
+        "ReflexLatencyHigh",
+        "needs the reflex layer's p99 over 50ms without a test-only delay; not built yet",
+    ),
+    (
+        "RateLimitRejectionsHigh",
+        "reproducible (one user over its tier's 50/s), but needs a faster client than curl processes; not built yet",
+    ),
+    (
+        "RedisEvictionsHigh",
+        "reproducible (maxmemory lowered at runtime with CONFIG SET, then filled); scenario not built yet",
+    ),
+    (
+        "CacheHitRateLow",
+        "its baseline is the 1-day hit ratio (48 min compressed): needs a long warm-up of repeated texts; not built yet",
+    ),
+    (
+        "CacheEvictionsHigh",
+        "needs over 50 evictions/s from the reflex L1 cache (REFLEX_L1_CAPACITY is a startup setting); not built yet",
+    ),
+    (
+        "DbSlowQueries",
+        "reproducible with the tasks-table lock (queries wait); not asserted yet",
+    ),
+    (
+        "PostgresConnectionsHigh",
+        "needs 160 of max_connections=200 held by clients; scenario not built yet",
+    ),
+    (
+        "PrometheusRuleFailures",
+        "needs a rule that fails at evaluation in the loaded rules: would mean editing the rules under test",
+    ),
+    (
+        "AlertmanagerNotificationsFailing",
+        "reproducible (stop the alert sink), but then no receiver records it: the sink is how alert-sim observes pages",
+    ),
+    (
+        "TaskSuccessBudgetBurn1h",
+        "the failures must outweigh the last hour's (2 min compressed) successes first, so its time to page depends on earlier traffic; not built yet",
+    ),
+];
+
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitoring::rules::{Rules, SEVERITY_RECEIVERS};
+
+    #[test]
+    fn every_scenario_pages_real_alerts_at_their_severitys_receiver() {
+        let rules = Rules::load(&crate::project_root().join("deploy/monitoring/rules")).unwrap();
+        let mut names = std::collections::BTreeSet::new();
+        for scenario in SCENARIOS {
+            assert!(names.insert(scenario.name), "duplicate {}", scenario.name);
+            assert!(
+                !scenario.pages.is_empty(),
+                "{} expects no page",
+                scenario.name
+            );
+            for page in scenario.pages {
+                let rule = rules
+                    .alert(page.alert)
+                    .unwrap_or_else(|| panic!("{}: no alert {}", scenario.name, page.alert));
+                let severity = &rule.labels["severity"];
+                let receiver = SEVERITY_RECEIVERS
+                    .iter()
+                    .find(|(s, _)| s == severity)
+                    .map(|(_, r)| *r)
+                    .unwrap();
+                assert_eq!(page.receiver, receiver, "{}: {}", scenario.name, page.alert);
+            }
+        }
+        for (alert, _) in NOT_REPRODUCED {
+            assert!(
+                rules.alert(alert).is_some(),
+                "NOT_REPRODUCED names unknown {alert}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_alert_has_a_scenario_or_a_reason() {
+        let rules = Rules::load(&crate::project_root().join("deploy/monitoring/rules")).unwrap();
+        for alert in rules.alerts() {
+            let name = alert.name();
+            let in_scenario = SCENARIOS
+                .iter()
+                .any(|s| s.pages.iter().any(|p| p.alert == name));
+            let excused = NOT_REPRODUCED.iter().any(|(a, _)| *a == name);
+            assert!(
+                in_scenario != excused,
+                "{name}: add a scenario to SCENARIOS or say why not in NOT_REPRODUCED (not both)"
+            );
+        }
+    }
+
+    #[test]
+    fn the_ci_subset_covers_what_issue_7_asks() {
+        let ci: Vec<&str> = SCENARIOS
+            .iter()
+            .filter(|s| s.in_ci)
+            .flat_map(|s| s.pages.iter().map(|p| p.alert))
+            .collect();
+        for alert in [
+            "ServiceDown",
+            "HighErrorRate",
+            "LlmCostSpike",
+            "PostgresDown",
+        ] {
+            assert!(
+                ci.contains(&alert),
+                "{alert} missing from the CI subset {ci:?}"
+            );
+        }
+    }
+}
