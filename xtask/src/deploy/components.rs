@@ -261,7 +261,7 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
             Launch::new(command, "")
         }
         "backup-scheduler" => {
-            let mut command = Command::new(std::env::current_exe()?);
+            let mut command = Command::new(xtask_binary()?);
             command
                 .args(["backup", "--schedule", "--state-dir"])
                 .arg(&stack.state_dir);
@@ -380,6 +380,17 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
         }
         other => anyhow::bail!("no launcher for {other}"),
     })
+}
+
+/// This xtask's binary. A rebuild while xtask runs replaces the file, and
+/// Linux then reports the running one as `<path> (deleted)`: the path is
+/// still right.
+fn xtask_binary() -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let text = exe.to_string_lossy();
+    Ok(text
+        .strip_suffix(" (deleted)")
+        .map_or(exe.clone(), std::path::PathBuf::from))
 }
 
 /// Whether the component answers its readiness probe.

@@ -279,13 +279,32 @@ impl<'a> Postgres<'a> {
     /// Creates the pgBackRest stanza, checks archiving, and takes the first
     /// full backup when the repository has none.
     pub fn ensure_backups(&self) -> Result<()> {
-        self.pgbackrest(&["stanza-create"])
-            .context("pgbackrest stanza-create")?;
+        let info = || -> Result<serde_json::Value> {
+            Ok(serde_json::from_str(
+                &self.pgbackrest(&["info", "--output=json"])?,
+            )?)
+        };
+        // stanza-create takes the archive lock, which the asynchronous
+        // archiver holds while it works: create the stanza only when it is
+        // missing, and wait for the lock if need be.
+        // Status codes 1 and 3: the stanza's path or data is missing.
+        let code = info()?[0]["status"]["code"].as_i64();
+        if matches!(code, Some(1 | 3)) {
+            let mut created = self.pgbackrest(&["stanza-create"]);
+            for _ in 0..30 {
+                match &created {
+                    Err(error) if format!("{error:#}").contains("unable to acquire lock") => {
+                        std::thread::sleep(std::time::Duration::from_secs(1));
+                        created = self.pgbackrest(&["stanza-create"]);
+                    }
+                    _ => break,
+                }
+            }
+            created.context("pgbackrest stanza-create")?;
+        }
         self.pgbackrest(&["check"])
             .context("pgbackrest check (is WAL archiving working?)")?;
-        let info: serde_json::Value =
-            serde_json::from_str(&self.pgbackrest(&["info", "--output=json"])?)?;
-        let backups = info[0]["backup"].as_array().map_or(0, Vec::len);
+        let backups = info()?[0]["backup"].as_array().map_or(0, Vec::len);
         if backups == 0 {
             say!("taking the initial full backup (pgBackRest)");
             self.pgbackrest(&["backup", "--type=full"])
