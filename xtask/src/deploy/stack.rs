@@ -270,7 +270,10 @@ impl Stack {
     /// Fails clearly when something other than our own process holds the port.
     pub fn check_port_free(&self, component: Component) -> Result<()> {
         let port = self.port(component);
-        if component.listens() && std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+        // A process killed a moment ago leaves its connections closing for
+        // a little while; give the port a few seconds before calling it taken.
+        let free = || std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if component.listens() && wait_for("the port", Duration::from_secs(5), free).is_err() {
             bail!(
                 "port {port} ({}) is already in use by another process; stop it, or deploy with --port-base N to shift every port",
                 component.name
