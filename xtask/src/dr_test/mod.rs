@@ -13,6 +13,7 @@
 mod ledger;
 mod report;
 mod scenarios;
+mod steps;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -153,7 +154,7 @@ fn run_scenarios(
         load_for: Duration::from_secs(4),
     };
     if dataset_size > 0 {
-        scenarios::seed_dataset(&drill, dataset_size)?;
+        steps::seed_dataset(&drill, dataset_size)?;
     }
     let started = Instant::now();
     let mut report = Report::new(dataset_size);
