@@ -201,10 +201,17 @@ pub fn api_token(stack: &Stack) -> Result<String> {
 
 /// POSTs `task` to the stack's orchestrator; returns the 202 body.
 pub fn submit_task(stack: &Stack, task: &serde_json::Value) -> Result<serde_json::Value> {
-    let auth = format!("Authorization: Bearer {}", api_token(stack)?);
     let url = format!("{}/v1/tasks", stack.url(ORCHESTRATOR));
-    let body = task.to_string();
-    let accepted = curl(&[
+    let accepted = post_json(stack, &url, task)?;
+    serde_json::from_str(&accepted).with_context(|| format!("not JSON: {accepted}"))
+}
+
+/// POSTs `body` as JSON with the stack's API token; returns the answer body
+/// (an error for any status but 2xx).
+pub fn post_json(stack: &Stack, url: &str, body: &serde_json::Value) -> Result<String> {
+    let auth = format!("Authorization: Bearer {}", api_token(stack)?);
+    let body = body.to_string();
+    curl(&[
         "-X",
         "POST",
         "-H",
@@ -213,9 +220,8 @@ pub fn submit_task(stack: &Stack, task: &serde_json::Value) -> Result<serde_json
         "Content-Type: application/json",
         "-d",
         &body,
-        &url,
-    ])?;
-    serde_json::from_str(&accepted).with_context(|| format!("not JSON: {accepted}"))
+        url,
+    ])
 }
 
 /// Long-polls a task for up to 30 s; returns it (terminal unless it timed out).
@@ -266,20 +272,9 @@ pub fn smoke_arms(stack: &Stack) -> Result<()> {
         "capability": "safety_check",
         "input": {"text": "Smoke test: write to smoke@example.com."},
         "deadline": "2999-01-01T00:00:00Z",
-    })
-    .to_string();
+    });
     let url = format!("{}/v1/execute", stack.url(stack::GUARDIAN_ARM));
-    let answer: serde_json::Value = serde_json::from_str(&curl(&[
-        "-X",
-        "POST",
-        "-H",
-        &auth,
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        &request,
-        &url,
-    ])?)?;
+    let answer: serde_json::Value = serde_json::from_str(&post_json(stack, &url, &request)?)?;
     if answer["output"]["sanitized_text"] != "Smoke test: write to [EMAIL_1]." {
         bail!("the guardian did not redact the smoke text: {answer}");
     }

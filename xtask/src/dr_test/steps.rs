@@ -211,19 +211,11 @@ pub(super) fn count_keys(redis: &Redis) -> Result<usize> {
 
 /// Losing Redis degrades the reflex layer; it must still answer.
 pub(super) fn check_reflex_answers(stack: &Stack) -> Result<()> {
-    let auth = format!("Authorization: Bearer {}", deploy::api_token(stack)?);
     let url = format!("{}/v1/reflex/check", stack.url(REFLEX_LAYER));
-    deploy::curl(&[
-        "-H",
-        &auth,
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        r#"{"text":"Is the cache down? Please answer anyway."}"#,
-        &url,
-    ])
-    .context("the reflex layer failed while Redis was down")
-    .map(drop)
+    let text = serde_json::json!({"text": "Is the cache down? Please answer anyway."});
+    deploy::post_json(stack, &url, &text)
+        .context("the reflex layer failed while Redis was down")
+        .map(drop)
 }
 
 pub(super) fn wait_alert(stack: &Stack, alert: &str, firing: bool) -> Result<()> {
