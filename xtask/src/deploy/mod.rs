@@ -5,6 +5,7 @@
 //! Rerunning reconciles: a component whose binary, arguments, environment or
 //! rendered config changed is restarted; the others, and all data, are kept.
 
+mod arms_check;
 pub mod components;
 pub mod postgres;
 pub mod prerequisites;
@@ -453,10 +454,13 @@ pub fn with_temporary_stack(
     teardown
 }
 
-/// CI's system test: deploy on shifted ports, smoke, every target up,
-/// `promtool check metrics` clean on the services, then tear down.
+/// CI's system test: deploy on shifted ports, smoke, every target up, tasks
+/// through the real arms and a guardian outage (`arms_check`), then
+/// `promtool check metrics` clean on the services (with that traffic in
+/// them), then tear down.
 pub fn system_test(sh: &Shell) -> Result<()> {
     with_temporary_stack(sh, "ci", 20_000, |stack| {
+        arms_check::run(stack)?;
         let services = [ORCHESTRATOR, stack::REFLEX_LAYER, stack::ALERT_SINK];
         for component in services.into_iter().chain(stack::ARMS) {
             let url = format!("{}/metrics", stack.url(component));
