@@ -156,6 +156,36 @@ fn error_summary(task: &Value) -> String {
     }
 }
 
+/// How long a task took from acceptance to its end, by its own timestamps
+/// (`created_at`, `finished_at`); `None` while it runs.
+fn task_duration(task: &Value) -> Option<Duration> {
+    let created = unix_seconds(task["created_at"].as_str()?)?;
+    let finished = unix_seconds(task["finished_at"].as_str()?)?;
+    Duration::try_from_secs_f64(finished - created).ok()
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 UTC timestamp as the API
+/// writes them (`2026-11-29T14:39:42.515236Z`).
+fn unix_seconds(text: &str) -> Option<f64> {
+    let (date, time) = text.strip_suffix('Z')?.split_once('T')?;
+    let mut ymd = date.splitn(3, '-').map(str::parse::<i64>);
+    let (year, month, day) = (ymd.next()?.ok()?, ymd.next()?.ok()?, ymd.next()?.ok()?);
+    let mut hms = time.splitn(3, ':');
+    let (hours, minutes) = (
+        hms.next()?.parse::<f64>().ok()?,
+        hms.next()?.parse::<f64>().ok()?,
+    );
+    let seconds = hms.next()?.parse::<f64>().ok()?;
+    // Days from 1970-01-01 to the civil date (proleptic Gregorian).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(days as f64 * 86_400.0 + hours * 3_600.0 + minutes * 60.0 + seconds)
+}
+
 /// Polls `probe` every 100 ms until it returns `Some`, or fails after
 /// `within` with `expected` and the last thing seen.
 fn poll<T>(
@@ -198,6 +228,26 @@ mod tests {
             .expect("OCTOLLM_E2E_STATE_DIR names the stack's state directory");
         let stack = Stack::open(&dir).unwrap();
         run(&stack).unwrap();
+    }
+
+    #[test]
+    fn durations_come_from_the_tasks_own_timestamps() {
+        assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(unix_seconds("2000-03-01T00:00:00Z"), Some(951_868_800.0));
+        assert_eq!(
+            unix_seconds("2026-11-29T14:39:42.5Z"),
+            Some(1_795_963_182.5)
+        );
+        assert_eq!(unix_seconds("2026-11-29 14:39:42Z"), None);
+        let task = serde_json::json!({
+            "created_at": "2026-12-31T23:59:59.750Z",
+            "finished_at": "2027-01-01T00:00:00.250Z",
+        });
+        assert_eq!(task_duration(&task), Some(Duration::from_millis(500)));
+        assert_eq!(
+            task_duration(&serde_json::json!({"created_at": "2026-12-31T23:59:59Z"})),
+            None
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@ use anyhow::{Context, Result, bail};
 
 use super::exposition::Scrape;
 use super::{
-    Catalogue, error_summary, orchestrator_metrics, poll, steps_summary, submit, wait_terminal,
+    Catalogue, error_summary, orchestrator_metrics, poll, steps_summary, submit, task_duration,
+    wait_terminal,
 };
 use crate::deploy::components::DEFAULT_TIMINGS;
 use crate::deploy::reconcile;
@@ -36,6 +37,8 @@ pub struct OutageReport {
     unavailable_after: Duration,
     failed: Vec<Duration>,
     closed_after: Duration,
+    /// One of the failed tasks' errors, as the API gave it.
+    example: String,
 }
 
 impl fmt::Display for OutageReport {
@@ -43,11 +46,12 @@ impl fmt::Display for OutageReport {
         let failed: Vec<String> = self.failed.iter().map(|d| format!("{d:.1?}")).collect();
         write!(
             f,
-            "guardian killed: circuit open after {:.1?}, unavailable after {:.1?}; {} tasks failed with routing_error in [{}] from submission; restarted: circuit closed after {:.1?}, a new task succeeded",
+            "guardian killed: circuit open after {:.1?}, unavailable after {:.1?}; {} tasks failed in [{}] (created → finished), e.g. \"{}\"; restarted: circuit closed after {:.1?}, a new task succeeded",
             self.open_after,
             self.unavailable_after,
             self.failed.len(),
             failed.join(", "),
+            self.example,
             self.closed_after
         )
     }
@@ -75,10 +79,7 @@ pub fn check(stack: &Stack, catalogue: &Catalogue) -> Result<OutageReport> {
     wait_for_probe(stack, guardian)?;
     let mut in_flight = Vec::new();
     for _ in 0..TASKS_PER_WAVE {
-        in_flight.push((
-            submit(stack, "Summarise the guardian's role.")?,
-            Instant::now(),
-        ));
+        in_flight.push(submit(stack, "Summarise the guardian's role.")?);
     }
     let killed = Instant::now();
     if !stack.stop(guardian, Duration::from_secs(5))? {
@@ -109,15 +110,13 @@ pub fn check(stack: &Stack, catalogue: &Catalogue) -> Result<OutageReport> {
 
     // Tasks submitted while it is down must not wait for it either.
     for _ in 0..TASKS_PER_WAVE {
-        in_flight.push((
-            submit(stack, "Summarise the guardian's role.")?,
-            Instant::now(),
-        ));
+        in_flight.push(submit(stack, "Summarise the guardian's role.")?);
     }
     let mut failed = Vec::new();
-    for (id, submitted) in &in_flight {
+    let mut example = String::new();
+    for id in &in_flight {
         let task = wait_terminal(stack, id, FAIL_FAST)?;
-        let took = submitted.elapsed();
+        let took = task_duration(&task).unwrap_or(FAIL_FAST + Duration::from_secs(1));
         let error = error_summary(&task);
         if task["status"] != "failed"
             || task["error"]["kind"] != "routing_error"
@@ -131,6 +130,7 @@ pub fn check(stack: &Stack, catalogue: &Catalogue) -> Result<OutageReport> {
             );
         }
         failed.push(took);
+        example = error;
     }
 
     let restarted = Instant::now();
@@ -170,6 +170,7 @@ pub fn check(stack: &Stack, catalogue: &Catalogue) -> Result<OutageReport> {
         unavailable_after,
         failed,
         closed_after,
+        example,
     })
 }
 
