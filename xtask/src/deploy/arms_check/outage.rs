@@ -4,14 +4,15 @@
 //! circuit must close and a new task succeed.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
+use serde_json::Value;
 
 use super::exposition::Scrape;
 use super::{
     Catalogue, error_summary, orchestrator_metrics, poll, steps_summary, submit, task_duration,
-    wait_terminal,
+    unix_seconds, wait_terminal,
 };
 use crate::deploy::components::DEFAULT_TIMINGS;
 use crate::deploy::reconcile;
@@ -36,6 +37,8 @@ pub struct OutageReport {
     open_after: Duration,
     unavailable_after: Duration,
     failed: Vec<Duration>,
+    /// In-flight tasks whose guardian step finished before it died.
+    through: usize,
     closed_after: Duration,
     /// One of the failed tasks' errors, as the API gave it.
     example: String,
@@ -46,12 +49,13 @@ impl fmt::Display for OutageReport {
         let failed: Vec<String> = self.failed.iter().map(|d| format!("{d:.1?}")).collect();
         write!(
             f,
-            "guardian killed: circuit open after {:.1?}, unavailable after {:.1?}; {} tasks failed in [{}] (created → finished), e.g. \"{}\"; restarted: circuit closed after {:.1?}, a new task succeeded",
+            "guardian killed: circuit open after {:.1?}, unavailable after {:.1?}; {} tasks failed in [{}] (created → finished), e.g. \"{}\"; {} in-flight tasks had passed the guardian before it died; restarted: circuit closed after {:.1?}, a new task succeeded",
             self.open_after,
             self.unavailable_after,
             self.failed.len(),
             failed.join(", "),
             self.example,
+            self.through,
             self.closed_after
         )
     }
@@ -85,6 +89,10 @@ pub fn check(stack: &Stack, catalogue: &Catalogue) -> Result<OutageReport> {
     if !stack.stop(guardian, Duration::from_secs(5))? {
         bail!("expected the guardian to be running before the outage, saw no process");
     }
+    // Guardian steps that finished by now ran before the outage.
+    let stopped_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
 
     poll(
         "the guardian's circuit open (octollm_arm_circuit_state 2)",
@@ -114,8 +122,14 @@ pub fn check(stack: &Stack, catalogue: &Catalogue) -> Result<OutageReport> {
     }
     let mut failed = Vec::new();
     let mut example = String::new();
-    for id in &in_flight {
+    let mut through = 0;
+    for (i, id) in in_flight.iter().enumerate() {
         let task = wait_terminal(stack, id, FAIL_FAST)?;
+        // A task submitted before the kill may have been quicker than it.
+        if i < TASKS_PER_WAVE && task["status"] == "succeeded" && guarded_by(&task, stopped_at) {
+            through += 1;
+            continue;
+        }
         let took = task_duration(&task).unwrap_or(FAIL_FAST + Duration::from_secs(1));
         let error = error_summary(&task);
         if task["status"] != "failed"
@@ -169,8 +183,23 @@ pub fn check(stack: &Stack, catalogue: &Catalogue) -> Result<OutageReport> {
         open_after,
         unavailable_after,
         failed,
+        through,
         closed_after,
         example,
+    })
+}
+
+/// Whether the task's guardian step succeeded by `unix` (seconds).
+fn guarded_by(task: &Value, unix: f64) -> bool {
+    task["steps"].as_array().is_some_and(|steps| {
+        steps.iter().any(|s| {
+            s["capability"] == "safety_check"
+                && s["status"] == "succeeded"
+                && s["finished_at"]
+                    .as_str()
+                    .and_then(unix_seconds)
+                    .is_some_and(|t| t <= unix)
+        })
     })
 }
 
