@@ -67,7 +67,7 @@ impl Orchestrator {
 
         tokio::spawn(db::export_pool_gauges(
             pool.clone(),
-            metrics.clone(),
+            metrics.db_pool.clone(),
             shutdown.clone(),
         ));
         tokio::spawn(
@@ -100,7 +100,9 @@ impl Orchestrator {
         let workers = tokio::spawn({
             let (pool, schema, shutdown) = (pool.clone(), schema.clone(), shutdown.clone());
             async move {
-                db::migrate_until_current(pool, schema, shutdown.clone()).await;
+                db::MIGRATIONS
+                    .apply_until_current(pool, schema, shutdown.clone())
+                    .await;
                 pool_of_workers.run(shutdown).await;
             }
         });

@@ -5,6 +5,7 @@
 //! Rerunning reconciles: a component whose binary, arguments, environment or
 //! rendered config changed is restarted; the others, and all data, are kept.
 
+mod arms_check;
 pub mod components;
 pub mod postgres;
 pub mod prerequisites;
@@ -115,6 +116,7 @@ impl Deploy {
             })?;
         }
         push_backup_metrics(&stack)?;
+        verify_backups_once(&stack)?;
         if !self.no_smoke {
             smoke_arms(&stack)?;
             smoke(&stack)?;
@@ -286,6 +288,20 @@ pub fn smoke_arms(stack: &Stack) -> Result<()> {
 /// Pushgateway (grouping key job=octollm-backup, store=postgres).
 pub fn push_backup_metrics(stack: &Stack) -> Result<()> {
     push_metrics(stack, "postgres", &Postgres::new(stack).backup_metrics()?)
+}
+
+/// Verifies the repository when no verify result has been pushed yet, so
+/// BackupVerifyFailed has a series to watch from the first deploy (the
+/// schedule verifies after each daily full backup). A damaged repository
+/// does not fail the deploy: the metric and its alert report it.
+fn verify_backups_once(stack: &Stack) -> Result<()> {
+    let pushed = curl(&[&format!("{}/metrics", stack.url(stack::PUSHGATEWAY))])?;
+    if !pushed.contains("octollm_backup_verify_success") {
+        if let Err(error) = crate::backup::verify(stack) {
+            say!("warning: {error:#}");
+        }
+    }
+    Ok(())
 }
 
 /// Replaces the Pushgateway group job=octollm-backup, store=`store`.
@@ -478,10 +494,13 @@ pub fn with_temporary_stack_timed(
     teardown
 }
 
-/// CI's system test: deploy on shifted ports, smoke, every target up,
-/// `promtool check metrics` clean on the services, then tear down.
+/// CI's system test: deploy on shifted ports, smoke, every target up, tasks
+/// through the real arms and a guardian outage (`arms_check`), then
+/// `promtool check metrics` clean on the services (with that traffic in
+/// them), then tear down.
 pub fn system_test(sh: &Shell) -> Result<()> {
     with_temporary_stack(sh, "ci", 20_000, |stack| {
+        arms_check::run(stack)?;
         let services = [ORCHESTRATOR, stack::REFLEX_LAYER, stack::ALERT_SINK];
         for component in services.into_iter().chain(stack::ARMS) {
             let url = format!("{}/metrics", stack.url(component));
