@@ -296,10 +296,10 @@ pub fn push_backup_metrics(stack: &Stack) -> Result<()> {
 /// does not fail the deploy: the metric and its alert report it.
 fn verify_backups_once(stack: &Stack) -> Result<()> {
     let pushed = curl(&[&format!("{}/metrics", stack.url(stack::PUSHGATEWAY))])?;
-    if !pushed.contains("octollm_backup_verify_success") {
-        if let Err(error) = crate::backup::verify(stack) {
-            say!("warning: {error:#}");
-        }
+    if !pushed.contains("octollm_backup_verify_success")
+        && let Err(error) = crate::backup::verify(stack)
+    {
+        say!("warning: {error:#}");
     }
     Ok(())
 }
