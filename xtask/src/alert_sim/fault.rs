@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use super::backup_faults::{self, BrokenArchiving, DamagedFile};
+use super::client_faults::{self, RedisFill, Running};
 use crate::deploy::components::Timings;
 use crate::deploy::postgres::Postgres;
 use crate::deploy::stack::{
@@ -40,6 +42,30 @@ pub enum Fault {
     /// Push backup metrics whose last success is this many hours old to the
     /// Pushgateway; pushing the real ones (from pgBackRest) heals.
     StaleBackup { age_hours: u64 },
+    /// SIGKILL the component once the traffic has run `after_s` seconds, so
+    /// it dies while in use (calls to it fail before anyone notices it is
+    /// gone); healed by starting it again.
+    KillWhenBusy { component: Component, after_s: u64 },
+    /// Invert a file of the newest backup and run the real `pgbackrest
+    /// verify` (it pushes the failure); putting the file back and verifying
+    /// again heals.
+    DamageBackup,
+    /// Delete the backup groups from the Pushgateway; a real incremental
+    /// backup (which reports again) heals.
+    DeleteBackupStatus,
+    /// Take every permission from the repository's WAL archive directory
+    /// and switch WAL segments every 2 s; restoring the mode heals (and
+    /// archiving must succeed again).
+    BreakWalArchiving,
+    /// pgbench holds connections up to this share of `max_connections`;
+    /// ending them heals.
+    HoldConnections { share: f64 },
+    /// A client takes ACCESS EXCLUSIVE on the tasks table for 0.8 s of every
+    /// 0.85 s: task queries are slow but finish; ending it heals.
+    CycleTasksLock,
+    /// Redis `maxmemory` lowered to its use plus 1 MiB while a client writes
+    /// 300 fresh 4 KiB keys a second; restoring it and deleting the keys heals.
+    FillRedis,
     /// No fault: the load alone is the incident (a flood, an attack).
     None,
 }
@@ -76,6 +102,10 @@ pub enum Load {
 pub enum Injected {
     Nothing,
     Child(Child),
+    Running(Running),
+    DamagedFile(DamagedFile),
+    BrokenArchiving(BrokenArchiving),
+    RedisFill(RedisFill),
 }
 
 pub struct FaultContext<'a> {
@@ -94,6 +124,21 @@ impl Fault {
             Self::StaleBackup { age_hours } => {
                 format!("push a {age_hours} h old backup to the Pushgateway")
             }
+            Self::KillWhenBusy { component, after_s } => {
+                format!("SIGKILL {} after {after_s}s of traffic", component.name)
+            }
+            Self::DamageBackup => {
+                "invert a file of the newest backup, run pgbackrest verify".to_owned()
+            }
+            Self::DeleteBackupStatus => "delete the backup groups from the Pushgateway".to_owned(),
+            Self::BreakWalArchiving => {
+                "chmod 000 the WAL archive directory, switch WAL every 2s".to_owned()
+            }
+            Self::HoldConnections { share } => {
+                format!("pgbench holds {:.0}% of max_connections", share * 100.0)
+            }
+            Self::CycleTasksLock => "lock the tasks table 0.8s of every 0.85s".to_owned(),
+            Self::FillRedis => "Redis maxmemory = used + 1 MiB, 300 new 4 KiB keys/s".to_owned(),
             Self::None => "none (the load is the incident)".to_owned(),
         }
     }
@@ -149,6 +194,24 @@ impl Fault {
                 );
                 push(stack, &text)?;
             }
+            Self::KillWhenBusy { component, after_s } => {
+                std::thread::sleep(Duration::from_secs(after_s));
+                signal(stack, component, "KILL")?;
+            }
+            Self::DamageBackup => {
+                return backup_faults::damage_backup(stack).map(Injected::DamagedFile);
+            }
+            Self::DeleteBackupStatus => backup_faults::delete_backup_status(stack)?,
+            Self::BreakWalArchiving => {
+                return backup_faults::break_archiving(stack).map(Injected::BrokenArchiving);
+            }
+            Self::HoldConnections { share } => {
+                return client_faults::hold_connections(stack, share).map(Injected::Running);
+            }
+            Self::CycleTasksLock => {
+                return client_faults::cycle_tasks_lock(stack).map(Injected::Running);
+            }
+            Self::FillRedis => return client_faults::fill_redis(stack).map(Injected::RedisFill),
             Self::None => {}
         }
         Ok(Injected::Nothing)
@@ -175,9 +238,39 @@ impl Fault {
                 }
             }
             Self::StaleBackup { .. } => deploy::push_backup_metrics(stack)?,
+            Self::KillWhenBusy { component, .. } => {
+                deploy::reconcile(stack, component, cx.timings)?;
+            }
+            Self::DamageBackup => {
+                if let Injected::DamagedFile(file) = injected {
+                    backup_faults::repair_and_verify(stack, &file)?;
+                }
+            }
+            Self::DeleteBackupStatus => backup_faults::report_backup_status(stack)?,
+            Self::BreakWalArchiving => {
+                if let Injected::BrokenArchiving(broken) = injected {
+                    backup_faults::restore_archiving(stack, broken)?;
+                }
+            }
+            Self::HoldConnections { .. } => {
+                client_faults::release_connections(stack, running(injected))?;
+            }
+            Self::CycleTasksLock => client_faults::stop_lock_cycle(stack, running(injected))?,
+            Self::FillRedis => {
+                if let Injected::RedisFill(fill) = injected {
+                    client_faults::stop_filling_redis(stack, fill)?;
+                }
+            }
             Self::None => {}
         }
         Ok(())
+    }
+}
+
+fn running(injected: Injected) -> Option<Running> {
+    match injected {
+        Injected::Running(running) => Some(running),
+        _ => None,
     }
 }
 

@@ -16,6 +16,8 @@
 //! leak into each other's time to page. The suite fits in minutes because
 //! the stack runs on compressed time (`compress`).
 
+mod backup_faults;
+mod client_faults;
 pub mod compress;
 mod diagnose;
 mod fault;

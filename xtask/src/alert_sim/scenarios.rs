@@ -18,7 +18,7 @@
 
 use super::fault::{Fault, Load};
 use super::observe::Expect;
-use crate::deploy::stack::{LLM_SIM, REDIS, REFLEX_LAYER};
+use crate::deploy::stack::{GUARDIAN_ARM, LLM_SIM, REDIS, REFLEX_LAYER};
 
 pub struct Scenario {
     pub name: &'static str,
@@ -185,6 +185,83 @@ pub const SCENARIOS: &[Scenario] = &[
         load_while_healing: false,
         in_ci: false,
     },
+    Scenario {
+        name: "arm-down",
+        summary: "the guardian arm, which every task needs, dies under task traffic",
+        fault: Fault::KillWhenBusy {
+            component: GUARDIAN_ARM,
+            after_s: 3,
+        },
+        load: Load::Tasks { per_second: 10 },
+        pages: &[
+            page("ServiceDown", Some("guardian-arm"), "pagerduty"),
+            page("ArmUnavailable", Some("orchestrator"), "slack"),
+            page("ArmCircuitOpen", Some("orchestrator"), "slack"),
+        ],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "backup-verify-failed",
+        summary: "a file of the newest backup is damaged; the real pgbackrest verify finds it",
+        fault: Fault::DamageBackup,
+        load: Load::None,
+        pages: &[page("BackupVerifyFailed", None, "pagerduty")],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "backup-status-missing",
+        summary: "the backup metrics are deleted from the Pushgateway",
+        fault: Fault::DeleteBackupStatus,
+        load: Load::None,
+        pages: &[page("BackupStatusMissing", None, "slack")],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "wal-archiving-failing",
+        summary: "pgBackRest cannot write the WAL archive (directory mode 000) while WAL segments keep switching",
+        fault: Fault::BreakWalArchiving,
+        load: Load::Tasks { per_second: 2 },
+        pages: &[page("WalArchivingFailing", Some("postgres"), "pagerduty")],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "postgres-connections-high",
+        summary: "a client (pgbench) holds connections up to 86% of max_connections",
+        fault: Fault::HoldConnections { share: 0.86 },
+        load: Load::None,
+        pages: &[page("PostgresConnectionsHigh", Some("postgres"), "slack")],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "db-slow-queries",
+        summary: "a client keeps re-taking a lock on the tasks table: task queries wait up to 0.8s",
+        fault: Fault::CycleTasksLock,
+        load: Load::Tasks { per_second: 5 },
+        pages: &[page("DbSlowQueries", Some("orchestrator"), "slack")],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "redis-evictions",
+        summary: "Redis maxmemory is lowered to what it holds while a client keeps writing",
+        fault: Fault::FillRedis,
+        load: Load::None,
+        pages: &[page("RedisEvictionsHigh", Some("redis"), "email")],
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
 ];
 
 /// Alerts the suite does not reproduce on the local stack, and why.
@@ -239,64 +316,44 @@ pub const NOT_REPRODUCED: &[(&str, &str)] = &[
         "needs a service at 90% of its fd limit; its limit is inherited and not lowered without a restart under ulimit",
     ),
     (
-        "BackupStatusMissing",
-        "needs the backup metrics gone from the Pushgateway for 15m (30s compressed); not built yet",
-    ),
-    (
         "WalArchiveTooOld",
         "needs archiving stuck for 15 minutes of wall-clock (its threshold is an age, not a window)",
     ),
     (
-        "WalArchivingFailing",
-        "breaking pgBackRest's repository needs a WAL switch loop to produce failures within every window; not built yet",
-    ),
-    (
         "LlmLatencyHigh",
-        "the fault (answers slower than 10s) is first observable 10s after it starts, outside the alerting-path bound; not built yet",
+        "a call slower than 10s is observed only when it ends, 10s after the fault: the bound would need the injected latency as a term the alerting path does not have, and for: 10m is only 20s compressed, so that term would dominate the measurement",
     ),
     (
         "TaskLatencyHigh",
-        "as LlmLatencyHigh: a task slower than 30s is observed only when it ends; not built yet",
+        "as LlmLatencyHigh: a task slower than 30s is observed only when it ends, 30s after the fault, longer than the whole compressed bound (for: 10m = 20s)",
     ),
     (
         "TaskTimeoutRateHigh",
-        "tasks time out after their budget's max_time_seconds, observed only then; not built yet",
+        "tasks time out after their budget's max_time_seconds (not compressed), observed only then: the timeout, not the alerting path, would set the time to page",
     ),
     (
         "TaskThroughputLow",
-        "needs queued tasks the workers do not drain: stalling the workers alone needs an orchestrator knob; not built yet",
+        "needs queued tasks the workers do not drain: hanging llm-sim stalls them, but only once all 64 workers hold a task, a ramp the bound does not include; not built (timebox)",
     ),
     (
         "TaskQueueGrowing",
-        "needs more than 50 queued tasks growing for 15m (30s compressed) while 64 workers drain them; not built yet",
+        "needs more than 50 queued tasks beyond 64 busy workers: as TaskThroughputLow, the ramp to 114 tasks in flight precedes the alerting path; not built (timebox)",
     ),
     (
         "ReflexLatencyHigh",
-        "needs the reflex layer's p99 over 50ms without a test-only delay; not built yet",
+        "needs the reflex layer's p99 over 50ms without a test-only delay: only CPU starvation of the shared machine would do it; not built",
     ),
     (
         "RateLimitRejectionsHigh",
-        "reproducible (one user over its tier's 50/s), but needs a faster client than curl processes; not built yet",
-    ),
-    (
-        "RedisEvictionsHigh",
-        "reproducible (maxmemory lowered at runtime with CONFIG SET, then filled); scenario not built yet",
+        "reproducible (one user over its tier's 50/s), but needs a sustained client faster than curl processes; not built (timebox)",
     ),
     (
         "CacheHitRateLow",
-        "its baseline is the 1-day hit ratio (48 min compressed): needs a long warm-up of repeated texts; not built yet",
+        "its baseline is the 1-day hit ratio (48 min compressed): needs a long warm-up of repeated texts, longer than the suite",
     ),
     (
         "CacheEvictionsHigh",
-        "needs over 50 evictions/s from the reflex L1 cache (REFLEX_L1_CAPACITY is a startup setting); not built yet",
-    ),
-    (
-        "DbSlowQueries",
-        "reproducible with the tasks-table lock (queries wait); not asserted yet",
-    ),
-    (
-        "PostgresConnectionsHigh",
-        "needs 160 of max_connections=200 held by clients; scenario not built yet",
+        "needs over 50 evictions/s from the reflex L1 cache (REFLEX_L1_CAPACITY is a startup setting): over 50 new texts/s past the per-user rate limit; not built (timebox)",
     ),
     (
         "PrometheusRuleFailures",
@@ -308,7 +365,7 @@ pub const NOT_REPRODUCED: &[(&str, &str)] = &[
     ),
     (
         "TaskSuccessBudgetBurn1h",
-        "the failures must outweigh the last hour's (2 min compressed) successes first, so its time to page depends on earlier traffic; not built yet",
+        "the failures must outweigh the last hour's (2 min compressed) successes first, so its time to page depends on earlier traffic",
     ),
 ];
 
