@@ -17,6 +17,9 @@ use crate::deploy::stack::{PUSHGATEWAY, Stack, wait_for};
 /// The Pushgateway groups (`store` values) of job=octollm-backup.
 const BACKUP_STORES: [&str; 2] = ["postgres", "redis"];
 
+/// `application_name` of the client switching WAL segments.
+const WAL_SWITCHER: &str = "alert-sim-wal-switch";
+
 /// A repository file as it was before the damage.
 pub struct DamagedFile {
     path: PathBuf,
@@ -52,13 +55,17 @@ fn repair(file: &DamagedFile) -> Result<()> {
         .with_context(|| format!("restoring {}", file.path.display()))
 }
 
-/// `PG_VERSION` of the newest backup (its `latest` link): small, and a
-/// restore needs it.
+/// `PG_VERSION` of the newest full backup (differentials hold only the
+/// files that changed): small, and every restore needs it.
 fn newest_backup_file(repo: &Path) -> Result<PathBuf> {
-    let latest = repo.join("backup").join(STANZA).join("latest");
-    let dir = std::fs::canonicalize(&latest)
-        .with_context(|| format!("no newest backup at {}", latest.display()))?;
-    let pg_data = dir.join("pg_data");
+    let backups = repo.join("backup").join(STANZA);
+    let newest_full = std::fs::read_dir(&backups)
+        .with_context(|| format!("listing {}", backups.display()))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|name| name.ends_with('F') && !name.contains('_'))
+        .max()
+        .with_context(|| format!("no full backup in {}", backups.display()))?;
+    let pg_data = backups.join(newest_full).join("pg_data");
     std::fs::read_dir(&pg_data)
         .with_context(|| format!("listing {}", pg_data.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -109,7 +116,13 @@ pub fn break_archiving(stack: &Stack) -> Result<BrokenArchiving> {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o000))?;
     let switcher = Postgres::new(stack)
         .client("psql")
-        .args(["-qAt", "-c", "SELECT pg_switch_wal()", "-c", "\\watch 2"])
+        .env("PGAPPNAME", WAL_SWITCHER)
+        .args([
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "DO $$ BEGIN LOOP PERFORM pg_switch_wal(); COMMIT; PERFORM pg_sleep(2); END LOOP; END $$;",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -132,10 +145,14 @@ pub fn break_archiving(stack: &Stack) -> Result<BrokenArchiving> {
 /// after a last WAL switch (which wakes the archiver), pg_stat_archiver
 /// must show a success newer than its last failure.
 pub fn restore_archiving(stack: &Stack, mut broken: BrokenArchiving) -> Result<()> {
+    let pg = Postgres::new(stack);
+    // The backend loops on its own: end it, then its client.
+    pg.psql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{WAL_SWITCHER}'"
+    ))?;
     broken.switcher.kill()?;
     broken.switcher.wait()?;
     std::fs::set_permissions(&broken.dir, std::fs::Permissions::from_mode(broken.mode))?;
-    let pg = Postgres::new(stack);
     pg.psql("SELECT pg_switch_wal()")?;
     let caught_up = || {
         pg.psql(

@@ -198,6 +198,13 @@ impl Setup<'_> {
     fn bound(&self, alert: &str) -> Result<Bound> {
         let secs = |d: &str| parse_duration(d).map(|d| d.as_secs_f64());
         Ok(Bound {
+            lead_s: match observe::LEAD_TERMS.iter().find(|(a, _, _)| *a == alert) {
+                None => 0.0,
+                Some((_, observe::Lead::Sampled(period), _)) => *period,
+                Some((_, observe::Lead::QuietWindow, _)) => {
+                    longest_window(&self.rules, &self.rule(alert)?.expr, 0).as_secs_f64()
+                }
+            },
             for_s: self.rule(alert)?.for_duration().as_secs_f64(),
             scrape_s: secs(self.timings.scrape_interval)?,
             evaluation_s: secs(self.timings.evaluation_interval)?,
