@@ -42,10 +42,6 @@ pub enum Fault {
     /// Push backup metrics whose last success is this many hours old to the
     /// Pushgateway; pushing the real ones (from pgBackRest) heals.
     StaleBackup { age_hours: u64 },
-    /// SIGKILL the component once the traffic has run `after_s` seconds, so
-    /// it dies while in use (calls to it fail before anyone notices it is
-    /// gone); healed by starting it again.
-    KillWhenBusy { component: Component, after_s: u64 },
     /// Invert a file of the newest backup and run the real `pgbackrest
     /// verify` (it pushes the failure); putting the file back and verifying
     /// again heals.
@@ -96,6 +92,11 @@ pub enum Load {
     BadTokens {
         per_second: u32,
     },
+    /// One user's reflex checks, this many a second, sent once a second as
+    /// one parallel `curl` (separate processes cannot keep up the rate).
+    OneUserFlood {
+        per_second: u32,
+    },
 }
 
 /// A fault in place, to be healed.
@@ -124,9 +125,6 @@ impl Fault {
             Self::StaleBackup { age_hours } => {
                 format!("push a {age_hours} h old backup to the Pushgateway")
             }
-            Self::KillWhenBusy { component, after_s } => {
-                format!("SIGKILL {} after {after_s}s of traffic", component.name)
-            }
             Self::DamageBackup => {
                 "invert a file of the newest backup, run pgbackrest verify".to_owned()
             }
@@ -140,6 +138,16 @@ impl Fault {
             Self::CycleTasksLock => "lock the tasks table 0.8s of every 0.85s".to_owned(),
             Self::FillRedis => "Redis maxmemory = used + 1 MiB, 300 new 4 KiB keys/s".to_owned(),
             Self::None => "none (the load is the incident)".to_owned(),
+        }
+    }
+
+    /// How much later than a dead one this fault can show in `alert`: a
+    /// frozen process accepts the scrape's connection and never answers, so
+    /// `up` becomes 0 only when the scrape times out (after one interval).
+    pub fn lead_s(&self, alert: &str, scrape_s: f64) -> f64 {
+        match self {
+            Self::Freeze(_) if alert == "ServiceDown" => scrape_s,
+            _ => 0.0,
         }
     }
 
@@ -194,10 +202,6 @@ impl Fault {
                 );
                 push(stack, &text)?;
             }
-            Self::KillWhenBusy { component, after_s } => {
-                std::thread::sleep(Duration::from_secs(after_s));
-                signal(stack, component, "KILL")?;
-            }
             Self::DamageBackup => {
                 return backup_faults::damage_backup(stack).map(Injected::DamagedFile);
             }
@@ -238,9 +242,6 @@ impl Fault {
                 }
             }
             Self::StaleBackup { .. } => deploy::push_backup_metrics(stack)?,
-            Self::KillWhenBusy { component, .. } => {
-                deploy::reconcile(stack, component, cx.timings)?;
-            }
             Self::DamageBackup => {
                 if let Injected::DamagedFile(file) = injected {
                     backup_faults::repair_and_verify(stack, &file)?;
@@ -335,8 +336,12 @@ impl Traffic {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
         let token = deploy::api_token(stack)?;
+        if let Load::OneUserFlood { per_second } = load {
+            return Ok(Self::one_user_flood(stack, &token, per_second));
+        }
         let (per_second, request): (u32, Arc<dyn Fn(u64) -> Vec<String> + Send + Sync>) = match load
         {
+            Load::OneUserFlood { .. } => (0, Arc::new(|_| Vec::new())),
             Load::None => (0, Arc::new(|_| Vec::new())),
             Load::Tasks { per_second } => {
                 let url = format!("{}/v1/tasks", stack.url(ORCHESTRATOR));
@@ -439,6 +444,42 @@ impl Traffic {
             threads,
             sent,
         })
+    }
+
+    /// Once a second, one `curl` sends `per_second` checks of the same user
+    /// over 20 parallel connections.
+    fn one_user_flood(stack: &Stack, token: &str, per_second: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let auth = format!("Authorization: Bearer {token}");
+        let url = format!(
+            "{}/v1/reflex/check?n=[1-{per_second}]",
+            stack.url(REFLEX_LAYER)
+        );
+        let body = r#"{"text":"What is the status of my order?","user_id":"alert-sim-flood"}"#;
+        let mut args = request_args(&auth, &url, body);
+        args.splice(0..0, ["-Z", "--parallel-max", "20"].map(str::to_owned));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let sent = Arc::clone(&sent);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let _ = Command::new("curl")
+                        .args(&args)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status();
+                    sent.fetch_add(u64::from(per_second), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_secs(1).saturating_sub(started.elapsed()));
+                }
+            })
+        };
+        Self {
+            stop,
+            threads: vec![thread],
+            sent,
+        }
     }
 
     pub fn stop(mut self) -> u64 {
