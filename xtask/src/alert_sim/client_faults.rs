@@ -69,8 +69,11 @@ pub fn hold_connections(stack: &Stack, share: f64) -> Result<Running> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .context("starting pgbench")?;
-    Running::started(child, "pgbench holding connections")
+        .context("starting pgbench");
+    // pgbench has read its script by the time `started` returns (or failed).
+    let running = child.and_then(|child| Running::started(child, "pgbench holding connections"));
+    let _ = std::fs::remove_file(&script);
+    running
 }
 
 /// Ends every connection pgbench held.
