@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use super::backup_faults::{self, BrokenArchiving, DamagedFile};
+use super::client_faults::{self, RedisFill, Running};
 use crate::deploy::components::Timings;
 use crate::deploy::postgres::Postgres;
 use crate::deploy::stack::{
@@ -40,6 +42,26 @@ pub enum Fault {
     /// Push backup metrics whose last success is this many hours old to the
     /// Pushgateway; pushing the real ones (from pgBackRest) heals.
     StaleBackup { age_hours: u64 },
+    /// Invert a file of the newest backup and run the real `pgbackrest
+    /// verify` (it pushes the failure); putting the file back and verifying
+    /// again heals.
+    DamageBackup,
+    /// Delete the backup groups from the Pushgateway; a real incremental
+    /// backup (which reports again) heals.
+    DeleteBackupStatus,
+    /// Take every permission from the repository's WAL archive directory
+    /// and switch WAL segments every 2 s; restoring the mode heals (and
+    /// archiving must succeed again).
+    BreakWalArchiving,
+    /// pgbench holds connections up to this share of `max_connections`;
+    /// ending them heals.
+    HoldConnections { share: f64 },
+    /// A client takes ACCESS EXCLUSIVE on the tasks table for 0.8 s of every
+    /// 0.85 s: task queries are slow but finish; ending it heals.
+    CycleTasksLock,
+    /// Redis `maxmemory` lowered to its use plus 1 MiB while a client writes
+    /// 300 fresh 4 KiB keys a second; restoring it and deleting the keys heals.
+    FillRedis,
     /// No fault: the load alone is the incident (a flood, an attack).
     None,
 }
@@ -70,12 +92,21 @@ pub enum Load {
     BadTokens {
         per_second: u32,
     },
+    /// One user's reflex checks, this many a second, sent once a second as
+    /// one parallel `curl` (separate processes cannot keep up the rate).
+    OneUserFlood {
+        per_second: u32,
+    },
 }
 
 /// A fault in place, to be healed.
 pub enum Injected {
     Nothing,
     Child(Child),
+    Running(Running),
+    DamagedFile(DamagedFile),
+    BrokenArchiving(BrokenArchiving),
+    RedisFill(RedisFill),
 }
 
 pub struct FaultContext<'a> {
@@ -94,7 +125,29 @@ impl Fault {
             Self::StaleBackup { age_hours } => {
                 format!("push a {age_hours} h old backup to the Pushgateway")
             }
+            Self::DamageBackup => {
+                "invert a file of the newest backup, run pgbackrest verify".to_owned()
+            }
+            Self::DeleteBackupStatus => "delete the backup groups from the Pushgateway".to_owned(),
+            Self::BreakWalArchiving => {
+                "chmod 000 the WAL archive directory, switch WAL every 2s".to_owned()
+            }
+            Self::HoldConnections { share } => {
+                format!("pgbench holds {:.0}% of max_connections", share * 100.0)
+            }
+            Self::CycleTasksLock => "lock the tasks table 0.8s of every 0.85s".to_owned(),
+            Self::FillRedis => "Redis maxmemory = used + 1 MiB, 300 new 4 KiB keys/s".to_owned(),
             Self::None => "none (the load is the incident)".to_owned(),
+        }
+    }
+
+    /// How much later than a dead one this fault can show in `alert`: a
+    /// frozen process accepts the scrape's connection and never answers, so
+    /// `up` becomes 0 only when the scrape times out (after one interval).
+    pub fn lead_s(&self, alert: &str, scrape_s: f64) -> f64 {
+        match self {
+            Self::Freeze(_) if alert == "ServiceDown" => scrape_s,
+            _ => 0.0,
         }
     }
 
@@ -149,6 +202,20 @@ impl Fault {
                 );
                 push(stack, &text)?;
             }
+            Self::DamageBackup => {
+                return backup_faults::damage_backup(stack).map(Injected::DamagedFile);
+            }
+            Self::DeleteBackupStatus => backup_faults::delete_backup_status(stack)?,
+            Self::BreakWalArchiving => {
+                return backup_faults::break_archiving(stack).map(Injected::BrokenArchiving);
+            }
+            Self::HoldConnections { share } => {
+                return client_faults::hold_connections(stack, share).map(Injected::Running);
+            }
+            Self::CycleTasksLock => {
+                return client_faults::cycle_tasks_lock(stack).map(Injected::Running);
+            }
+            Self::FillRedis => return client_faults::fill_redis(stack).map(Injected::RedisFill),
             Self::None => {}
         }
         Ok(Injected::Nothing)
@@ -175,9 +242,36 @@ impl Fault {
                 }
             }
             Self::StaleBackup { .. } => deploy::push_backup_metrics(stack)?,
+            Self::DamageBackup => {
+                if let Injected::DamagedFile(file) = injected {
+                    backup_faults::repair_and_verify(stack, &file)?;
+                }
+            }
+            Self::DeleteBackupStatus => backup_faults::report_backup_status(stack)?,
+            Self::BreakWalArchiving => {
+                if let Injected::BrokenArchiving(broken) = injected {
+                    backup_faults::restore_archiving(stack, broken)?;
+                }
+            }
+            Self::HoldConnections { .. } => {
+                client_faults::release_connections(stack, running(injected))?;
+            }
+            Self::CycleTasksLock => client_faults::stop_lock_cycle(stack, running(injected))?,
+            Self::FillRedis => {
+                if let Injected::RedisFill(fill) = injected {
+                    client_faults::stop_filling_redis(stack, fill)?;
+                }
+            }
             Self::None => {}
         }
         Ok(())
+    }
+}
+
+fn running(injected: Injected) -> Option<Running> {
+    match injected {
+        Injected::Running(running) => Some(running),
+        _ => None,
     }
 }
 
@@ -242,8 +336,12 @@ impl Traffic {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
         let token = deploy::api_token(stack)?;
+        if let Load::OneUserFlood { per_second } = load {
+            return Ok(Self::one_user_flood(stack, &token, per_second));
+        }
         let (per_second, request): (u32, Arc<dyn Fn(u64) -> Vec<String> + Send + Sync>) = match load
         {
+            Load::OneUserFlood { .. } => (0, Arc::new(|_| Vec::new())),
             Load::None => (0, Arc::new(|_| Vec::new())),
             Load::Tasks { per_second } => {
                 let url = format!("{}/v1/tasks", stack.url(ORCHESTRATOR));
@@ -346,6 +444,42 @@ impl Traffic {
             threads,
             sent,
         })
+    }
+
+    /// Once a second, one `curl` sends `per_second` checks of the same user
+    /// over 20 parallel connections.
+    fn one_user_flood(stack: &Stack, token: &str, per_second: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let auth = format!("Authorization: Bearer {token}");
+        let url = format!(
+            "{}/v1/reflex/check?n=[1-{per_second}]",
+            stack.url(REFLEX_LAYER)
+        );
+        let body = r#"{"text":"What is the status of my order?","user_id":"alert-sim-flood"}"#;
+        let mut args = request_args(&auth, &url, body);
+        args.splice(0..0, ["-Z", "--parallel-max", "20"].map(str::to_owned));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let sent = Arc::clone(&sent);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let _ = Command::new("curl")
+                        .args(&args)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status();
+                    sent.fetch_add(u64::from(per_second), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_secs(1).saturating_sub(started.elapsed()));
+                }
+            })
+        };
+        Self {
+            stop,
+            threads: vec![thread],
+            sent,
+        }
     }
 
     pub fn stop(mut self) -> u64 {

@@ -16,6 +16,8 @@
 //! leak into each other's time to page. The suite fits in minutes because
 //! the stack runs on compressed time (`compress`).
 
+mod backup_faults;
+mod client_faults;
 pub mod compress;
 mod diagnose;
 mod fault;
@@ -54,7 +56,7 @@ const MAX_RESOLVE: Duration = Duration::from_secs(300);
 pub const LONG_ABOUT: &str = "Fire, route and resolve every alert that can be reproduced locally.\n\n\
 Each scenario injects a fault into a live stack, waits until its alerts fire in Prometheus and \
 page the right receiver of the alert sink within 1.2× their theoretical bound \
-(for + scrape + evaluation + group_wait), runs the runbook's diagnosis against the incident, \
+(for + scrape + evaluation + group_wait, plus a documented lead for a few alerts), runs the runbook's diagnosis against the incident, \
 heals it and waits for the resolved notifications. Reports: alert-sim.json and alert-sim.md.\n\n\
 Examples:\n  \
 cargo xtask alert-sim --list\n  \
@@ -155,7 +157,7 @@ impl AlertSim {
 }
 
 fn list() {
-    say!("{:<20} {:<4} {:<55} alerts", "scenario", "ci", "fault");
+    say!("{:<26} {:<4} {:<55} alerts", "scenario", "ci", "fault");
     for s in SCENARIOS {
         let alerts: Vec<String> = s
             .pages
@@ -163,7 +165,7 @@ fn list() {
             .map(|p| format!("{} → {}", p.name(), p.receiver))
             .collect();
         say!(
-            "{:<20} {:<4} {:<55} {}",
+            "{:<26} {:<4} {:<55} {}",
             s.name,
             if s.in_ci { "yes" } else { "" },
             s.fault.describe(),
@@ -196,6 +198,13 @@ impl Setup<'_> {
     fn bound(&self, alert: &str) -> Result<Bound> {
         let secs = |d: &str| parse_duration(d).map(|d| d.as_secs_f64());
         Ok(Bound {
+            lead_s: match observe::LEAD_TERMS.iter().find(|(a, _, _)| *a == alert) {
+                None => 0.0,
+                Some((_, observe::Lead::Sampled(period), _)) => *period,
+                Some((_, observe::Lead::QuietWindow, _)) => {
+                    longest_window(&self.rules, &self.rule(alert)?.expr, 0).as_secs_f64()
+                }
+            },
             for_s: self.rule(alert)?.for_duration().as_secs_f64(),
             scrape_s: secs(self.timings.scrape_interval)?,
             evaluation_s: secs(self.timings.evaluation_interval)?,
@@ -394,9 +403,10 @@ fn scenario_phases(setup: &Setup, scenario: &Scenario, result: &mut ScenarioResu
         }
     }
 
-    // Inject.
-    let t = Instant::now();
+    // Inject (after the warm-up, if any).
     let traffic = Traffic::start(stack, scenario.load)?;
+    std::thread::sleep(Duration::from_secs(scenario.warm_up_s));
+    let t = Instant::now();
     let injected = scenario.fault.inject(&cx);
     let injected_at = observe::now();
     result.inject_s = t.elapsed().as_secs_f64();
@@ -423,7 +433,8 @@ fn scenario_phases(setup: &Setup, scenario: &Scenario, result: &mut ScenarioResu
     // here still heals.
     let outcome = (|| -> Result<()> {
         for expect in scenario.pages {
-            let bound = setup.bound(expect.alert)?;
+            let mut bound = setup.bound(expect.alert)?;
+            bound.lead_s += scenario.fault.lead_s(expect.alert, bound.scrape_s);
             let limit = bound.seconds() * observe::BOUND_SLACK;
             // Wait past the limit to report how late a late page was.
             let waited = observe::now() - injected_at;

@@ -320,6 +320,9 @@ pub fn wait_for_resolve(
 /// `for` later, and Alertmanager waits `group_wait` before notifying.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Bound {
+    /// How late the alert's expression can first see the fault, before any
+    /// scrape ([`LEAD_TERMS`]); 0 for most alerts.
+    pub lead_s: f64,
     pub for_s: f64,
     pub scrape_s: f64,
     pub evaluation_s: f64,
@@ -327,13 +330,41 @@ pub struct Bound {
     pub group_wait_s: f64,
 }
 
+/// Where an alert's expression cannot see a fault at once, whatever the
+/// alerting path does.
+#[derive(Debug, Clone, Copy)]
+pub enum Lead {
+    /// The service refreshes the metric every this many seconds.
+    Sampled(f64),
+    /// The expression asks that nothing happened over its (compressed)
+    /// window: it holds only once the window has passed since the last
+    /// event, which may come just before the fault.
+    QuietWindow,
+}
+
+/// The alerts whose bound has a lead term: (alert, lead, why). Each is part
+/// of the alerting path, not of the fault's ramp.
+pub const LEAD_TERMS: &[(&str, Lead, &str)] = &[
+    (
+        "ArmUnavailable",
+        Lead::Sampled(5.0),
+        "octollm_arm_available changes only when the orchestrator probes its arms, every 5 s (the default OCTOLLM_ARM_PROBE_INTERVAL, which the stack keeps)",
+    ),
+    (
+        "WalArchivingFailing",
+        Lead::QuietWindow,
+        "it also needs increase(pg_stat_archiver_archived_count[5m]) == 0: a segment archived just before the fault (archive_timeout switches one every minute under writes) keeps it false for a window",
+    ),
+];
+
 /// The allowed slack over the bound (issue 7: every time to page within
 /// 1.2× its bound).
 pub const BOUND_SLACK: f64 = 1.2;
 
 impl Bound {
     pub fn seconds(&self) -> f64 {
-        self.for_s
+        self.lead_s
+            + self.for_s
             + self.scrape_s
             + self.evaluation_s * f64::from(1 + self.recording_hops)
             + self.group_wait_s
@@ -344,8 +375,13 @@ impl Bound {
         let limit = self.seconds() * BOUND_SLACK;
         if time_to_page > limit {
             bail!(
-                "time to page {time_to_page:.1}s exceeds {BOUND_SLACK}× its bound {:.1}s (for {:.0}s + scrape {:.0}s + evaluation {:.0}s × {} + group_wait {:.0}s)",
+                "time to page {time_to_page:.1}s exceeds {BOUND_SLACK}× its bound {:.1}s ({}for {:.0}s + scrape {:.0}s + evaluation {:.0}s × {} + group_wait {:.0}s)",
                 self.seconds(),
+                if self.lead_s > 0.0 {
+                    format!("lead {:.0}s + ", self.lead_s)
+                } else {
+                    String::new()
+                },
                 self.for_s,
                 self.scrape_s,
                 self.evaluation_s,
@@ -630,6 +666,7 @@ mod tests {
     #[test]
     fn the_bound_check_fails_a_slow_page() {
         let bound = Bound {
+            lead_s: 0.0,
             for_s: 2.0,
             scrape_s: 1.0,
             evaluation_s: 1.0,

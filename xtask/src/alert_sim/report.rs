@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::diagnose::Step;
-use super::observe::{BOUND_SLACK, Bound, Expect};
+use super::observe::{BOUND_SLACK, Bound, Expect, LEAD_TERMS};
 use super::scenarios::Scenario;
 
 #[derive(Debug, Serialize)]
@@ -140,11 +140,14 @@ impl Report {
             .count();
         let _ = writeln!(
             out,
-            "\n{passed}/{} scenarios passed in {:.0}s (time compressed {}×; bound = for + scrape + evaluation × (1 + recording hops) + group_wait, limit {BOUND_SLACK}× bound)",
+            "\n{passed}/{} scenarios passed in {:.0}s (time compressed {}×; bound = [lead +] for + scrape + evaluation × (1 + recording hops) + group_wait, limit {BOUND_SLACK}× bound)",
             self.scenarios.len(),
             self.total_s,
             self.time_compression
         );
+        for (alert, _, why) in LEAD_TERMS {
+            let _ = writeln!(out, "lead of {alert}: {why}");
+        }
         out
     }
 

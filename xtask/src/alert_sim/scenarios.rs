@@ -1,16 +1,17 @@
 //! The scenario table: one row per incident, the fault that causes it, the
 //! traffic that makes it visible, and every alert it must page (where).
 //!
-//! Adding a scenario is one entry: e.g. when the arms land,
+//! Adding a scenario is one entry, e.g. a reflex-layer crash:
 //!
 //! ```text
 //! Scenario {
-//!     name: "arm-down",
-//!     summary: "an arm process dies",
-//!     fault: Fault::Kill(stack::CODER_ARM),
-//!     load: Load::Tasks { per_second: 5 },
-//!     pages: &[page("ArmUnavailable", Some("orchestrator"), "pagerduty")],
+//!     name: "reflex-down",
+//!     summary: "the reflex layer dies",
+//!     fault: Fault::Kill(REFLEX_LAYER),
+//!     load: Load::None,
+//!     pages: &[page("ServiceDown", Some("reflex-layer"), "pagerduty")],
 //!     precondition: None,
+//!     warm_up_s: 0,
 //!     load_while_healing: false,
 //!     in_ci: false,
 //! },
@@ -18,7 +19,7 @@
 
 use super::fault::{Fault, Load};
 use super::observe::Expect;
-use crate::deploy::stack::{LLM_SIM, REDIS, REFLEX_LAYER};
+use crate::deploy::stack::{GUARDIAN_ARM, LLM_SIM, REDIS, REFLEX_LAYER};
 
 pub struct Scenario {
     pub name: &'static str,
@@ -31,6 +32,9 @@ pub struct Scenario {
     /// the rules') that must return nothing before injecting, and why: the
     /// scenario cannot page within its bound while it returns something.
     pub precondition: Option<(&'static str, &'static str)>,
+    /// Seconds the traffic runs before the fault is injected, so the fault
+    /// hits steady traffic (time to page is measured from the injection).
+    pub warm_up_s: u64,
     /// Keep the traffic running while healing and resolving (a circuit
     /// breaker only closes again when requests arrive).
     pub load_while_healing: bool,
@@ -46,7 +50,9 @@ const fn page(alert: &'static str, job: Option<&'static str>, receiver: &'static
     }
 }
 
-/// Every scenario, in the order the suite runs them.
+/// Every scenario, in the order the suite runs them. Those paging other
+/// jobs follow availability-burn while its critical orchestrator alerts
+/// (which inhibit the orchestrator's warnings) resolve.
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "service-down",
@@ -54,6 +60,7 @@ pub const SCENARIOS: &[Scenario] = &[
         fault: Fault::Kill(LLM_SIM),
         load: Load::None,
         pages: &[page("ServiceDown", Some("llm-sim"), "pagerduty")],
+        warm_up_s: 0,
         precondition: None,
         load_while_healing: false,
         in_ci: true,
@@ -64,6 +71,7 @@ pub const SCENARIOS: &[Scenario] = &[
         fault: Fault::Kill(REDIS),
         load: Load::None,
         pages: &[page("RedisDown", Some("redis"), "slack")],
+        warm_up_s: 0,
         precondition: None,
         load_while_healing: false,
         in_ci: false,
@@ -74,6 +82,7 @@ pub const SCENARIOS: &[Scenario] = &[
         fault: Fault::StaleBackup { age_hours: 26 },
         load: Load::None,
         pages: &[page("BackupTooOld", None, "slack")],
+        warm_up_s: 0,
         precondition: None,
         load_while_healing: false,
         in_ci: false,
@@ -84,6 +93,7 @@ pub const SCENARIOS: &[Scenario] = &[
         fault: Fault::None,
         load: Load::Injections { per_second: 5 },
         pages: &[page("InjectionBlockSurge", Some("reflex-layer"), "slack")],
+        warm_up_s: 0,
         precondition: None,
         load_while_healing: false,
         in_ci: false,
@@ -94,6 +104,7 @@ pub const SCENARIOS: &[Scenario] = &[
         fault: Fault::None,
         load: Load::PiiTexts { per_second: 5 },
         pages: &[page("PiiDetectionSurge", Some("reflex-layer"), "slack")],
+        warm_up_s: 0,
         precondition: None,
         load_while_healing: false,
         in_ci: false,
@@ -104,16 +115,20 @@ pub const SCENARIOS: &[Scenario] = &[
         fault: Fault::None,
         load: Load::BadTokens { per_second: 5 },
         pages: &[page("AuthFailureSurge", Some("orchestrator"), "slack")],
+        warm_up_s: 0,
         precondition: None,
         load_while_healing: false,
         in_ci: false,
     },
     Scenario {
         name: "llm-errors",
-        summary: "llm-sim fails 40% of calls with 500",
-        fault: Fault::LlmSim(r#"{"errors":{"rate":0.4,"kinds":{"429":0,"500":1,"timeout":0}}}"#),
+        summary: "llm-sim fails 60% of calls with 500: the planner arm's calls still fail after its 2 retries, and it answers 5xx",
+        fault: Fault::LlmSim(r#"{"errors":{"rate":0.6,"kinds":{"429":0,"500":1,"timeout":0}}}"#),
         load: Load::Tasks { per_second: 10 },
-        pages: &[page("LlmErrorRateHigh", Some("orchestrator"), "slack")],
+        // LlmErrorRateHigh{job=planner-arm} fires too, silenced by this
+        // critical alert of the same job (checked silent).
+        pages: &[page("HighErrorRate", Some("planner-arm"), "pagerduty")],
+        warm_up_s: 3,
         precondition: None,
         load_while_healing: false,
         in_ci: false,
@@ -124,6 +139,7 @@ pub const SCENARIOS: &[Scenario] = &[
         fault: Fault::LockTasks,
         load: Load::Tasks { per_second: 20 },
         pages: &[page("DbPoolExhausted", Some("orchestrator"), "slack")],
+        warm_up_s: 0,
         precondition: None,
         load_while_healing: false,
         in_ci: false,
@@ -134,6 +150,7 @@ pub const SCENARIOS: &[Scenario] = &[
         fault: Fault::LlmSim(r#"{"tokens":{"min":32768,"max":32768}}"#),
         load: Load::CostlyTasks { per_second: 10 },
         pages: &[page("LlmCostSpike", None, "slack")],
+        warm_up_s: 0,
         precondition: Some((
             "2 * avg_over_time(octollm:llm_api_cost_usd:increase1h[7d]) > 1",
             "LlmCostSpike compares the last hour's spend with twice its 7-day average (5.6 h at 30×), which earlier spikes on this stack have raised above 1 USD: the spike would first have to outgrow them. Run it on a fresh stack (the default temporary one)",
@@ -154,6 +171,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 "pagerduty",
             ),
         ],
+        warm_up_s: 0,
         precondition: None,
         load_while_healing: true,
         in_ci: false,
@@ -167,6 +185,7 @@ pub const SCENARIOS: &[Scenario] = &[
             page("PostgresDown", Some("postgres"), "pagerduty"),
             page("HighErrorRate", Some("orchestrator"), "pagerduty"),
         ],
+        warm_up_s: 0,
         precondition: None,
         load_while_healing: false,
         in_ci: true,
@@ -181,6 +200,103 @@ pub const SCENARIOS: &[Scenario] = &[
             Some("orchestrator"),
             "pagerduty",
         )],
+        warm_up_s: 0,
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "backup-verify-failed",
+        summary: "a file of the newest backup is damaged; the real pgbackrest verify finds it",
+        fault: Fault::DamageBackup,
+        load: Load::None,
+        pages: &[page("BackupVerifyFailed", None, "pagerduty")],
+        warm_up_s: 0,
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "backup-status-missing",
+        summary: "the backup metrics are deleted from the Pushgateway",
+        fault: Fault::DeleteBackupStatus,
+        load: Load::None,
+        pages: &[page("BackupStatusMissing", None, "slack")],
+        warm_up_s: 0,
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "wal-archiving-failing",
+        summary: "pgBackRest cannot write the WAL archive (directory mode 000) while WAL segments keep switching",
+        fault: Fault::BreakWalArchiving,
+        load: Load::Tasks { per_second: 2 },
+        pages: &[page("WalArchivingFailing", Some("postgres"), "pagerduty")],
+        warm_up_s: 0,
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "postgres-connections-high",
+        summary: "a client (pgbench) holds connections up to 86% of max_connections",
+        fault: Fault::HoldConnections { share: 0.86 },
+        load: Load::None,
+        pages: &[page("PostgresConnectionsHigh", Some("postgres"), "slack")],
+        warm_up_s: 0,
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "redis-evictions",
+        summary: "Redis maxmemory is lowered to what it holds while a client keeps writing",
+        fault: Fault::FillRedis,
+        load: Load::None,
+        pages: &[page("RedisEvictionsHigh", Some("redis"), "email")],
+        warm_up_s: 0,
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "rate-limit-flood",
+        summary: "one user sends 120 checks a second to the reflex layer (its tier allows 50/s, burst 100)",
+        fault: Fault::None,
+        load: Load::OneUserFlood { per_second: 120 },
+        pages: &[page(
+            "RateLimitRejectionsHigh",
+            Some("reflex-layer"),
+            "slack",
+        )],
+        warm_up_s: 0,
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "db-slow-queries",
+        summary: "a client keeps re-taking a lock on the tasks table: task queries wait up to 0.8s",
+        fault: Fault::CycleTasksLock,
+        load: Load::Tasks { per_second: 5 },
+        pages: &[page("DbSlowQueries", Some("orchestrator"), "slack")],
+        warm_up_s: 0,
+        precondition: None,
+        load_while_healing: false,
+        in_ci: false,
+    },
+    Scenario {
+        name: "arm-down",
+        summary: "the guardian arm, which every task needs, dies under task traffic",
+        fault: Fault::Kill(GUARDIAN_ARM),
+        load: Load::Tasks { per_second: 10 },
+        pages: &[
+            page("ServiceDown", Some("guardian-arm"), "pagerduty"),
+            page("ArmUnavailable", Some("orchestrator"), "slack"),
+            page("ArmCircuitOpen", Some("orchestrator"), "slack"),
+        ],
+        warm_up_s: 3,
         precondition: None,
         load_while_healing: false,
         in_ci: false,
@@ -239,64 +355,44 @@ pub const NOT_REPRODUCED: &[(&str, &str)] = &[
         "needs a service at 90% of its fd limit; its limit is inherited and not lowered without a restart under ulimit",
     ),
     (
-        "BackupStatusMissing",
-        "needs the backup metrics gone from the Pushgateway for 15m (30s compressed); not built yet",
-    ),
-    (
         "WalArchiveTooOld",
         "needs archiving stuck for 15 minutes of wall-clock (its threshold is an age, not a window)",
     ),
     (
-        "WalArchivingFailing",
-        "breaking pgBackRest's repository needs a WAL switch loop to produce failures within every window; not built yet",
+        "LlmErrorRateHigh",
+        "the arms call the LLM and retry twice: at error rates that keep its ratio clearly over 10% (40% and up) the planner arm fails steps and answers 5xx, and its critical HighErrorRate and AvailabilityBudgetBurn1h silence it (llm-errors checks it stays silent); at 20% it pages, but its 10-second window fills too slowly near the threshold to page within 1.2x its bound",
     ),
     (
         "LlmLatencyHigh",
-        "the fault (answers slower than 10s) is first observable 10s after it starts, outside the alerting-path bound; not built yet",
+        "a call slower than 10s is observed only when it ends, 10s after the fault: the bound would need the injected latency as a term the alerting path does not have, and for: 10m is only 20s compressed, so that term would dominate the measurement",
     ),
     (
         "TaskLatencyHigh",
-        "as LlmLatencyHigh: a task slower than 30s is observed only when it ends; not built yet",
+        "as LlmLatencyHigh: a task slower than 30s is observed only when it ends, 30s after the fault, longer than the whole compressed bound (for: 10m = 20s)",
     ),
     (
         "TaskTimeoutRateHigh",
-        "tasks time out after their budget's max_time_seconds, observed only then; not built yet",
+        "tasks time out after their budget's max_time_seconds (not compressed), observed only then: the timeout, not the alerting path, would set the time to page",
     ),
     (
         "TaskThroughputLow",
-        "needs queued tasks the workers do not drain: stalling the workers alone needs an orchestrator knob; not built yet",
+        "needs queued tasks the workers do not drain: hanging llm-sim stalls them, but only once all 64 workers hold a task, a ramp the bound does not include; not built (timebox)",
     ),
     (
         "TaskQueueGrowing",
-        "needs more than 50 queued tasks growing for 15m (30s compressed) while 64 workers drain them; not built yet",
+        "needs more than 50 queued tasks beyond 64 busy workers: as TaskThroughputLow, the ramp to 114 tasks in flight precedes the alerting path; not built (timebox)",
     ),
     (
         "ReflexLatencyHigh",
-        "needs the reflex layer's p99 over 50ms without a test-only delay; not built yet",
-    ),
-    (
-        "RateLimitRejectionsHigh",
-        "reproducible (one user over its tier's 50/s), but needs a faster client than curl processes; not built yet",
-    ),
-    (
-        "RedisEvictionsHigh",
-        "reproducible (maxmemory lowered at runtime with CONFIG SET, then filled); scenario not built yet",
+        "needs the reflex layer's p99 over 50ms without a test-only delay: only CPU starvation of the shared machine would do it; not built",
     ),
     (
         "CacheHitRateLow",
-        "its baseline is the 1-day hit ratio (48 min compressed): needs a long warm-up of repeated texts; not built yet",
+        "its baseline is the 1-day hit ratio (48 min compressed): needs a long warm-up of repeated texts, longer than the suite",
     ),
     (
         "CacheEvictionsHigh",
-        "needs over 50 evictions/s from the reflex L1 cache (REFLEX_L1_CAPACITY is a startup setting); not built yet",
-    ),
-    (
-        "DbSlowQueries",
-        "reproducible with the tasks-table lock (queries wait); not asserted yet",
-    ),
-    (
-        "PostgresConnectionsHigh",
-        "needs 160 of max_connections=200 held by clients; scenario not built yet",
+        "needs over 50 evictions/s from the reflex L1 cache (REFLEX_L1_CAPACITY is a startup setting): over 50 new texts/s past the per-user rate limit; not built (timebox)",
     ),
     (
         "PrometheusRuleFailures",
@@ -308,7 +404,7 @@ pub const NOT_REPRODUCED: &[(&str, &str)] = &[
     ),
     (
         "TaskSuccessBudgetBurn1h",
-        "the failures must outweigh the last hour's (2 min compressed) successes first, so its time to page depends on earlier traffic; not built yet",
+        "the failures must outweigh the last hour's (2 min compressed) successes first, so its time to page depends on earlier traffic",
     ),
 ];
 

@@ -195,7 +195,7 @@ impl<'a> Postgres<'a> {
 
     /// `pg_receivewal` on the stack's slot, flushing each write.
     pub fn stream_command(&self) -> Command {
-        let mut command = self.client_as_postgres("pg_receivewal");
+        let mut command = self.client_without_database("pg_receivewal");
         command
             .arg("-D")
             .arg(self.stream_dir())
@@ -445,13 +445,13 @@ impl<'a> Postgres<'a> {
     }
 
     fn client_in(&self, program: &str, database: &str) -> Command {
-        let mut command = self.client_as_postgres(program);
+        let mut command = self.client_without_database(program);
         command.args(["-d", database]);
         command
     }
 
     /// As `postgres` over the socket, no database (pg_receivewal takes none).
-    fn client_as_postgres(&self, program: &str) -> Command {
+    pub fn client_without_database(&self, program: &str) -> Command {
         let mut command = as_postgres(&format!("{BIN}/{program}"));
         command.arg("-h").arg(self.socket_dir()).args([
             "-p",
