@@ -127,14 +127,8 @@ impl<'a> Postgres<'a> {
     /// Returns the rendered config, part of PostgreSQL's fingerprint.
     pub fn prepare(&self) -> Result<String> {
         let root = self.root();
-        for dir in [
-            "run",
-            "backup-repo",
-            "wal-stream",
-            "pgbackrest/log",
-            "pgbackrest/lock",
-            "pgbackrest/spool",
-        ] {
+        // pgBackRest's own directories come with its config, below.
+        for dir in ["run", "backup-repo", "wal-stream"] {
             fs::create_dir_all(root.join(dir))?;
         }
         let vars = self.vars();

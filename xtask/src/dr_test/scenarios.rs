@@ -147,7 +147,8 @@ fn disk_loss(drill: &Drill) -> Result<Outcome> {
         &acks,
         RestoreTarget::Latest,
         None,
-    )
+    )?;
+    Ok(out)
 }
 
 fn accidental_delete(drill: &Drill) -> Result<Outcome> {
@@ -211,7 +212,8 @@ fn point_in_time(drill: &Drill, name: &str, mistake: &str, too_early: Duration) 
         &acks,
         RestoreTarget::Time(restore_to),
         Some(target_us),
-    )
+    )?;
+    Ok(out)
 }
 
 /// After the DELETE the tasks from before `target` are gone; after the bad
@@ -262,18 +264,18 @@ fn corruption(drill: &Drill) -> Result<Outcome> {
         )),
     }
     let acks = ledger.stop()?;
-    let result = restore_and_verify(
+    restore_and_verify(
         drill,
         &mut out,
         &disaster,
         &acks,
         RestoreTarget::Latest,
         None,
-    );
+    )?;
     pg.psql_in(DATABASE, scan)
         .context("the full scan still fails after the restore")?;
     out.note("full scan of tasks succeeds after the restore");
-    result
+    Ok(out)
 }
 
 fn orchestrator_crash(drill: &Drill) -> Result<Outcome> {
@@ -396,16 +398,13 @@ fn stack_loss(drill: &Drill) -> Result<Outcome> {
     let port_base = stack.port_base;
     let state_dir = stack.state_dir.clone();
     let compress_time = Some(components::timings_of(stack).time_compression).filter(|f| *f > 1);
-    let ledger_copy = drill.work_dir.join("stack-loss.kept");
     fs::remove_dir_all(&state_dir)?;
     for gone in [pg.data_dir(), pg.socket_dir(), pg.pgbackrest_config()] {
         let _ = fs::remove_dir_all(&gone).or_else(|_| fs::remove_file(&gone));
     }
-    let _ = fs::remove_file(ledger_copy);
 
     out.phase("rebuild: PostgreSQL restored, Redis restored, stack redeployed");
     let fresh = Stack::new(&state_dir, port_base)?;
-    fs::write(state_dir.join("port-base"), port_base.to_string())?;
     let pg = Postgres::new(&fresh);
     pg.write_backup_config()?;
     pg.restore(&RestoreTarget::Latest)?;

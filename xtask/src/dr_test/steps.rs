@@ -70,7 +70,7 @@ pub(super) fn restore_and_verify(
     acks: &[ledger::Ack],
     target: RestoreTarget,
     target_us: Option<i64>,
-) -> Result<Outcome> {
+) -> Result<()> {
     let stack = drill.stack;
     let pg = Postgres::new(stack);
     out.phase("restore (pgBackRest + WAL stream)");
@@ -107,7 +107,7 @@ pub(super) fn restore_and_verify(
     };
     out.verdict = Some(verdict);
     fresh_backup(&pg, out)?;
-    Ok(std::mem::take(out))
+    Ok(())
 }
 
 pub(super) fn fresh_backup(pg: &Postgres, out: &mut Outcome) -> Result<()> {

@@ -213,22 +213,7 @@ fn orchestrator_metrics(stack: &Stack) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
-
-    /// The developer's entry point against a stack deployed by hand:
-    /// `OCTOLLM_E2E_STATE_DIR=/tmp/s cargo test -p xtask -- --ignored arms_e2e`.
-    /// It stops and restarts that stack's guardian.
-    #[test]
-    #[ignore = "needs a deployed stack (OCTOLLM_E2E_STATE_DIR) and disturbs it"]
-    fn arms_e2e_on_a_deployed_stack() {
-        let dir = std::env::var_os("OCTOLLM_E2E_STATE_DIR")
-            .map(PathBuf::from)
-            .expect("OCTOLLM_E2E_STATE_DIR names the stack's state directory");
-        let stack = Stack::open(&dir).unwrap();
-        run(&stack).unwrap();
-    }
 
     #[test]
     fn durations_come_from_the_tasks_own_timestamps() {
