@@ -27,7 +27,7 @@ pub enum CircuitState {
 }
 
 impl CircuitState {
-    /// The gauge value of TARGET.md §4: 0 closed, 1 half-open, 2 open.
+    /// The gauge value (docs/contracts.md, "Metrics"): 0 closed, 1 half-open, 2 open.
     pub fn gauge(self) -> i64 {
         match self {
             Self::Closed => 0,

@@ -1,4 +1,4 @@
-//! The orchestrator's own metrics (TARGET.md §4).
+//! The orchestrator's own metrics (docs/contracts.md, "Metrics").
 
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,

@@ -1,5 +1,6 @@
-//! The reflex layer's metrics (TARGET.md §4). Every label set is created at
-//! start-up, so rates and alerts see zeros rather than missing series.
+//! The reflex layer's metrics (docs/contracts.md, "Metrics"). Every label set
+//! is created at start-up, so rates and alerts see zeros rather than missing
+//! series.
 
 use detection::{InjectionCategory, PiiKind, Severity};
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};

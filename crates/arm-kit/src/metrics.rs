@@ -1,5 +1,5 @@
-//! The arm's server-side metrics (TARGET.md §4). Every label set is created
-//! at start-up, so rates see zeros rather than missing series.
+//! The arm's server-side metrics (docs/contracts.md, "Metrics"). Every label
+//! set is created at start-up, so rates see zeros rather than missing series.
 
 use arm_protocol::ArmKind;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 pub use capability_token::{CAPABILITY_TOKEN_HEADER, CapabilityClaims, TokenError};
 
-/// The six arms, with their default ports (TARGET.md §3).
+/// The six arms, with their default ports (docs/contracts.md, "Ports").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ArmKind {

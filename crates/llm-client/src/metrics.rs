@@ -1,4 +1,4 @@
-//! The `octollm_llm_api_*` metrics (TARGET.md §4).
+//! The `octollm_llm_api_*` metrics (docs/contracts.md, "Metrics").
 
 use prometheus::{CounterVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 

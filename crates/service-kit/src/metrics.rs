@@ -1,7 +1,8 @@
 //! The service's Prometheus registry and the metrics every service exports.
 //!
 //! Each service owns one [`Registry`] (never the global default), so tests can
-//! run several services in one process. Metric names follow TARGET.md §4.
+//! run several services in one process. Metric names follow docs/contracts.md,
+//! "Metrics".
 
 use std::time::Instant;
 

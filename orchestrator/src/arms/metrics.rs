@@ -1,5 +1,6 @@
-//! The orchestrator's view of its arms (TARGET.md §4). The `arm` label is the
-//! instance label (`planner`, `planner-2`, …), bounded by the configuration.
+//! The orchestrator's view of its arms (docs/contracts.md, "Metrics"). The
+//! `arm` label is the instance label (`planner`, `planner-2`, …), bounded by
+//! the configuration.
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
