@@ -1,27 +1,22 @@
 //! `cargo xtask`: the OctoLLM Ops command line.
 //!
-//! One module per command; `main` only parses arguments and dispatches.
+//! Three layers (ARCHITECTURE.md, "Layers"): `commands` (one module per
+//! command) on `stack` (a local stack and everything that operates one) and
+//! `prom` (PromQL, rules, the Prometheus API), all on `util`. `main` only
+//! parses arguments, dispatches, and turns the outcome into an exit code.
 
-mod alert_sim;
-mod backup;
-mod bench;
-mod ci;
-mod container_engine;
-mod deploy;
-mod down;
-mod dr_test;
-mod images;
-mod logs;
-mod monitoring;
-mod restart;
-mod runbooks;
-mod status;
+mod commands;
+mod prom;
+mod stack;
+mod util;
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use xshell::Shell;
+
+use crate::commands::*;
+use crate::util::{ExitStatus, project_root};
 
 #[derive(Parser)]
 #[command(
@@ -35,7 +30,13 @@ cargo xtask status              is everything up? (exit code 1 if not)\n  \
 cargo xtask logs orchestrator   a component's log (-f to follow)\n  \
 cargo xtask down                stop it (--purge deletes the data)\n  \
 cargo xtask alert-sim           fire, route and resolve every alert on a live stack\n  \
-cargo xtask ci                  everything CI checks"
+cargo xtask ci                  everything CI checks\n\n\
+Output: data (tables, --json) on stdout, progress on stderr.\n\
+Exit codes: 0 ok, 1 a check failed (a drill, a threshold, a component down),\n\
+2 usage, 3 the tool itself failed.\n\
+OCTOLLM_STATE_DIR selects the stack for the commands that operate one\n\
+(deploy, status, logs, restart, down, backup); alert-sim and dr-test,\n\
+which damage a stack on purpose, take one only from --state-dir."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -74,12 +75,17 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // clap exits 2 on a usage error and 0 for --help.
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitStatus::Ok.into(),
         Err(error) => {
-            say!("error: {error:#}");
-            ExitCode::FAILURE
+            let status = ExitStatus::of(&error);
+            match status {
+                ExitStatus::CheckFailed => say!("check failed: {error:#}"),
+                _ => say!("error: {error:#}"),
+            }
+            status.into()
         }
     }
 }
@@ -102,21 +108,4 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Runbooks(cmd) => cmd.run(&sh),
         Command::AlertSim(cmd) => cmd.run(&sh),
     }
-}
-
-/// The workspace root: the parent of this crate's manifest directory.
-pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
-/// Progress output for humans. xtask is a CLI: stderr is its voice.
-#[macro_export]
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        #[allow(clippy::print_stderr)]
-        { eprintln!("[xtask] {}", format!($($arg)*)); }
-    }};
 }

@@ -1,0 +1,78 @@
+//! `cargo xtask deploy`: the whole stack on this machine as supervised local
+//! processes — PostgreSQL (+ pgBackRest), Redis, llm-sim, the services, the
+//! exporters, Alertmanager (+ the alert sink) and Prometheus.
+//!
+//! Rerunning reconciles: a component whose binary, arguments, environment or
+//! rendered config changed is restarted; the others, and all data, are kept.
+
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use xshell::Shell;
+
+use super::StackArgs;
+use super::status::{print_table, statuses};
+use crate::say;
+use crate::stack::Component;
+use crate::stack::deploy::DeployPlan;
+use crate::stack::ports::PlannedStack;
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  \
+cargo xtask deploy                                   the stack in .octollm/, default ports\n  \
+cargo xtask deploy --state-dir /tmp/s2 --port-base 2000   a second stack beside it\n  \
+cargo xtask deploy --compress-time 30                alert windows 30x shorter, for alert-sim\n\n\
+Exit codes: 0 deployed, 2 usage, 3 a component failed to start (the error names it and shows its log).")]
+pub struct Deploy {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Added to every default port, so two stacks can run side by side.
+    /// Throwaway stacks of the checks use their own bases (docs/contracts.md, "Port plan").
+    #[arg(long, default_value_t = PlannedStack::Default.port_base())]
+    pub port_base: u16,
+    /// Skip the smoke task after start-up.
+    #[arg(long)]
+    pub no_smoke: bool,
+    /// Where to deploy: this machine (Kubernetes is not built yet).
+    #[arg(long, value_enum, default_value_t = Target::Local)]
+    pub target: Target,
+    /// Run the alerting path on compressed time, for `cargo xtask alert-sim`:
+    /// 2 s scrape and 1 s evaluation intervals, 1 s group_wait, 2 s
+    /// group_interval, and a copy of the rules with every `for:`, range
+    /// window and group interval divided by FACTOR (deploy/monitoring/README.md).
+    /// A later deploy without it goes back to normal time.
+    #[arg(long, value_name = "FACTOR", value_parser = clap::value_parser!(u32).range(2..=3600))]
+    pub compress_time: Option<u32>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// Supervised processes on this machine.
+    Local,
+    /// Typed manifests applied with kubectl (not built yet).
+    K8s,
+}
+
+impl Deploy {
+    pub fn run(&self, sh: &Shell) -> Result<()> {
+        if self.target == Target::K8s {
+            bail!("--target k8s is not built yet; `cargo xtask deploy` runs the local stack");
+        }
+        let started = Instant::now();
+        let stack = DeployPlan {
+            state_dir: self.stack.state_dir.clone(),
+            port_base: self.port_base,
+            smoke: !self.no_smoke,
+            compress_time: self.compress_time,
+        }
+        .run(sh)?;
+        print_table(&statuses(&stack));
+        say!("deployed in {:.1?}", started.elapsed());
+        say!(
+            "API token: {path} (mode 0600). Try:\n    curl -H \"Authorization: Bearer $(cat {path})\" -H 'Content-Type: application/json' \\\n         -d '{{\"goal\":\"say hello\"}}' {url}/v1/tasks",
+            path = stack.token_path().display(),
+            url = stack.url(Component::Orchestrator)
+        );
+        Ok(())
+    }
+}

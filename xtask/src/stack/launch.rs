@@ -1,0 +1,458 @@
+//! How each component of the local stack is launched and probed.
+
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use super::deploy::{env_template, release_dir};
+use super::postgres::{KNOWLEDGE_DATABASE, Postgres};
+use super::template::{self, Vars};
+use super::{Component, Probe, Stack};
+use crate::util::{http_ok, project_root, write_secret};
+
+/// Prometheus and Alertmanager timings; `alert-sim` compresses them.
+pub struct Timings {
+    pub scrape_interval: &'static str,
+    pub evaluation_interval: &'static str,
+    pub group_wait: &'static str,
+    pub group_interval: &'static str,
+    /// 1: Prometheus loads `deploy/monitoring/rules` as-is. N > 1: it loads
+    /// a copy with every `for:`, range window and group interval divided by
+    /// N (`alert_sim::compress`).
+    pub time_compression: u32,
+}
+
+pub const DEFAULT_TIMINGS: Timings = Timings {
+    scrape_interval: "15s",
+    evaluation_interval: "15s",
+    group_wait: "30s",
+    group_interval: "5m",
+    time_compression: 1,
+};
+
+impl Timings {
+    /// How these timings shrink alert windows (for rules and queries).
+    pub fn compression(&self) -> Result<crate::prom::compress::Compression> {
+        crate::prom::compress::Compression::of(
+            self.time_compression,
+            self.scrape_interval,
+            self.evaluation_interval,
+        )
+    }
+}
+
+/// The timings `cargo xtask deploy --compress-time FACTOR` runs with.
+pub fn compressed_timings(factor: u32) -> Timings {
+    use crate::prom::compress;
+    Timings {
+        scrape_interval: compress::SCRAPE_INTERVAL,
+        evaluation_interval: compress::EVALUATION_INTERVAL,
+        group_wait: compress::GROUP_WAIT,
+        group_interval: compress::GROUP_INTERVAL,
+        time_compression: factor,
+    }
+}
+
+/// The file recording a stack's time compression factor (absent: none).
+pub fn compression_file(stack: &Stack) -> std::path::PathBuf {
+    stack.state_dir.join("time-compression")
+}
+
+/// The timings a stack was deployed with, so restarts keep them.
+pub fn timings_of(stack: &Stack) -> Timings {
+    std::fs::read_to_string(compression_file(stack))
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .filter(|f| *f > 1)
+        .map_or(DEFAULT_TIMINGS, compressed_timings)
+}
+
+/// A component ready to start, and what identifies this exact launch.
+pub struct Launch {
+    pub command: Command,
+    pub fingerprint: String,
+}
+
+impl Launch {
+    fn new(command: Command, rendered_config: &str) -> Self {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        format!("{command:?}").hash(&mut hasher);
+        rendered_config.hash(&mut hasher);
+        // A rebuilt binary is a change too.
+        let program = Path::new(command.get_program());
+        if let Ok(meta) = std::fs::metadata(program) {
+            meta.len().hash(&mut hasher);
+            meta.modified().ok().hash(&mut hasher);
+        }
+        Self {
+            command,
+            fingerprint: format!("{:016x}", hasher.finish()),
+        }
+    }
+}
+
+/// A workspace binary, named after its component.
+fn service(component: Component) -> Command {
+    Command::new(release_dir().join(component.name()))
+}
+
+fn listen(stack: &Stack, component: Component) -> String {
+    format!("127.0.0.1:{}", stack.port(component))
+}
+
+/// Renders a config template into the state directory; returns its text.
+fn render(stack: &Stack, template: &str, file: &str, vars: &Vars) -> Result<String> {
+    let text = template::render_file(&project_root().join(template), vars)?;
+    std::fs::write(stack.config_path(file), &text)?;
+    Ok(text)
+}
+
+/// The capability signing key the orchestrator and the executor share
+/// (`secrets/capability-key`, mode 0600), generated once.
+pub const CAPABILITY_KEY: &str = "capability-key";
+
+/// An arm: its env file, its port, and the service token (arms accept the
+/// same token as the other services).
+fn arm(stack: &Stack, component: Component) -> Result<Command> {
+    let mut command = service(component);
+    command
+        .envs(env_template(component)?)
+        .env("OCTOLLM_LISTEN", listen(stack, component))
+        .env("OCTOLLM_API_TOKEN_FILE", stack.token_path());
+    Ok(command)
+}
+
+/// `planner=http://127.0.0.1:8001,…`: where the orchestrator finds each arm.
+pub fn arm_urls(stack: &Stack) -> String {
+    Component::ARMS
+        .iter()
+        .map(|arm| {
+            let name = arm.arm_name().unwrap_or_default();
+            format!("{name}={}", stack.url(*arm))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn port_vars(stack: &Stack) -> Vars {
+    let mut vars = Vars::new();
+    for (name, component) in [
+        ("ORCHESTRATOR_PORT", Component::Orchestrator),
+        ("LLM_SIM_PORT", Component::LlmSim),
+        ("REFLEX_LAYER_PORT", Component::ReflexLayer),
+        ("ALERT_SINK_PORT", Component::AlertSink),
+        ("POSTGRES_EXPORTER_PORT", Component::PostgresExporter),
+        ("REDIS_EXPORTER_PORT", Component::RedisExporter),
+        ("NODE_EXPORTER_PORT", Component::NodeExporter),
+        ("PUSHGATEWAY_PORT", Component::Pushgateway),
+        ("PROMETHEUS_PORT", Component::Prometheus),
+        ("ALERTMANAGER_PORT", Component::Alertmanager),
+        ("REDIS_PORT", Component::Redis),
+        ("PLANNER_ARM_PORT", Component::PlannerArm),
+        ("RETRIEVER_ARM_PORT", Component::RetrieverArm),
+        ("CODER_ARM_PORT", Component::CoderArm),
+        ("JUDGE_ARM_PORT", Component::JudgeArm),
+        ("GUARDIAN_ARM_PORT", Component::GuardianArm),
+        ("EXECUTOR_ARM_PORT", Component::ExecutorArm),
+    ] {
+        vars.insert(name, stack.port(component).to_string());
+    }
+    vars
+}
+
+pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<Launch> {
+    let data = stack.data_dir(component);
+    std::fs::create_dir_all(&data)?;
+    let data_str = data.to_string_lossy().into_owned();
+    let pg = Postgres::new(stack);
+    Ok(match component {
+        Component::Postgres => {
+            let config = pg.prepare()?;
+            Launch::new(pg.command(), &config)
+        }
+        Component::WalStream => Launch::new(pg.stream_command(), ""),
+        Component::Redis => {
+            let mut vars = port_vars(stack);
+            vars.insert("REDIS_DATA_DIR", data_str);
+            vars.insert("REDIS_PASSWORD", stack.secret("redis-password")?);
+            let config = render(stack, "deploy/local/redis.conf.tmpl", "redis.conf", &vars)?;
+            let mut command = Command::new("redis-server");
+            command.arg(stack.config_path("redis.conf"));
+            Launch::new(command, &config)
+        }
+        Component::LlmSim => {
+            // The admin API (alert-sim's fault injection) takes a token.
+            stack.secret("llm-sim-admin-token")?;
+            let mut command = service(Component::LlmSim);
+            command
+                .envs(env_template(Component::LlmSim)?)
+                .env(
+                    "LLM_SIM_ADMIN_TOKEN_FILE",
+                    stack.secret_path("llm-sim-admin-token"),
+                )
+                .env("LLM_SIM_LISTEN", listen(stack, component));
+            Launch::new(command, "")
+        }
+        Component::ReflexLayer => {
+            stack.secret("reflex-key")?;
+            let mut command = service(Component::ReflexLayer);
+            command
+                .envs(env_template(Component::ReflexLayer)?)
+                .env("OCTOLLM_LISTEN", listen(stack, component))
+                .env("OCTOLLM_API_TOKEN_FILE", stack.token_path())
+                .env("REFLEX_KEY_FILE", stack.secret_path("reflex-key"))
+                .env(
+                    "REDIS_URL",
+                    format!(
+                        "redis://:{}@127.0.0.1:{}/0",
+                        stack.secret("redis-password")?,
+                        stack.port(Component::Redis)
+                    ),
+                );
+            Launch::new(command, "")
+        }
+        Component::PlannerArm | Component::CoderArm | Component::JudgeArm => {
+            let mut command = arm(stack, component)?;
+            command.env(
+                "LLM_BASE_URL",
+                format!("{}/v1", stack.url(Component::LlmSim)),
+            );
+            Launch::new(command, "")
+        }
+        Component::RetrieverArm => {
+            let mut command = arm(stack, component)?;
+            command.env("DATABASE_URL", pg.url_for(KNOWLEDGE_DATABASE)?);
+            Launch::new(command, "")
+        }
+        Component::GuardianArm => Launch::new(arm(stack, component)?, ""),
+        Component::ExecutorArm => {
+            stack.secret(CAPABILITY_KEY)?;
+            let workspace = data.join("workspace");
+            std::fs::create_dir_all(&workspace)?;
+            let mut command = arm(stack, component)?;
+            command.env("EXECUTOR_WORKDIR", workspace).env(
+                "OCTOLLM_CAPABILITY_KEY_FILE",
+                stack.secret_path(CAPABILITY_KEY),
+            );
+            Launch::new(command, "")
+        }
+        Component::Orchestrator => {
+            stack.secret(CAPABILITY_KEY)?;
+            let mut command = service(Component::Orchestrator);
+            command
+                .envs(env_template(Component::Orchestrator)?)
+                .env("OCTOLLM_LISTEN", listen(stack, component))
+                .env("OCTOLLM_API_TOKEN_FILE", stack.token_path())
+                .env("DATABASE_URL", pg.url()?)
+                .env(
+                    "LLM_BASE_URL",
+                    format!("{}/v1", stack.url(Component::LlmSim)),
+                )
+                .env("REFLEX_URL", stack.url(Component::ReflexLayer))
+                .env("REFLEX_TOKEN_FILE", stack.token_path())
+                .env("OCTOLLM_ARMS", arm_urls(stack))
+                .env("OCTOLLM_ARM_TOKEN_FILE", stack.token_path())
+                .env(
+                    "OCTOLLM_CAPABILITY_KEY_FILE",
+                    stack.secret_path(CAPABILITY_KEY),
+                );
+            Launch::new(command, "")
+        }
+        Component::AlertSink => {
+            let token = stack.secret("alert-sink-token")?;
+            let mut command = service(Component::AlertSink);
+            command
+                .envs(env_template(Component::AlertSink)?)
+                .env("OCTOLLM_LISTEN", listen(stack, component))
+                .env("OCTOLLM_API_TOKEN", token)
+                .env("ALERT_SINK_DIR", &data);
+            Launch::new(command, "")
+        }
+        Component::Pushgateway => {
+            let mut command = Command::new("prometheus-pushgateway");
+            command
+                .arg(format!("--web.listen-address={}", listen(stack, component)))
+                .arg(format!("--persistence.file={data_str}/metrics"))
+                .arg("--persistence.interval=30s");
+            Launch::new(command, "")
+        }
+        Component::BackupScheduler => {
+            let mut command = Command::new(xtask_binary()?);
+            command
+                .args(["backup", "--schedule", "--state-dir"])
+                .arg(&stack.state_dir);
+            Launch::new(command, "")
+        }
+        Component::NodeExporter => {
+            let mut command = Command::new("prometheus-node-exporter");
+            command
+                .arg(format!("--web.listen-address={}", listen(stack, component)))
+                .arg("--collector.disable-defaults")
+                .args([
+                    "--collector.cpu",
+                    "--collector.meminfo",
+                    "--collector.filesystem",
+                ])
+                .args([
+                    "--collector.loadavg",
+                    "--collector.netdev",
+                    "--collector.diskstats",
+                ])
+                .args([
+                    "--collector.filefd",
+                    "--collector.stat",
+                    "--collector.uname",
+                ]);
+            Launch::new(command, "")
+        }
+        Component::PostgresExporter => {
+            let mut command = Command::new("prometheus-postgres-exporter");
+            command
+                .arg(format!("--web.listen-address={}", listen(stack, component)))
+                .env("DATA_SOURCE_NAME", pg.monitor_url()?);
+            Launch::new(command, "")
+        }
+        Component::RedisExporter => {
+            let mut command = Command::new("prometheus-redis-exporter");
+            command
+                .arg(format!("--web.listen-address={}", listen(stack, component)))
+                .arg(format!(
+                    "--redis.addr=redis://127.0.0.1:{}",
+                    stack.port(Component::Redis)
+                ))
+                .env("REDIS_PASSWORD", stack.secret("redis-password")?);
+            Launch::new(command, "")
+        }
+        Component::Alertmanager => {
+            let token_file = stack.secret_path("alert-sink-token");
+            stack.secret("alert-sink-token")?;
+            let mut vars = port_vars(stack);
+            vars.insert("ALERT_SINK_URL", stack.url(Component::AlertSink));
+            vars.insert(
+                "ALERT_SINK_TOKEN_FILE",
+                token_file.to_string_lossy().into_owned(),
+            );
+            vars.insert("GROUP_WAIT", timings.group_wait.to_owned());
+            vars.insert("GROUP_INTERVAL", timings.group_interval.to_owned());
+            let config = render(
+                stack,
+                "deploy/monitoring/alertmanager.yml.tmpl",
+                "alertmanager.yml",
+                &vars,
+            )?;
+            let mut command = Command::new("prometheus-alertmanager");
+            command
+                .arg(format!(
+                    "--config.file={}",
+                    stack.config_path("alertmanager.yml").display()
+                ))
+                .arg(format!("--storage.path={data_str}"))
+                .arg(format!("--web.listen-address={}", listen(stack, component)))
+                .arg("--cluster.listen-address=");
+            Launch::new(command, &config)
+        }
+        Component::Prometheus => {
+            let source_rules = project_root().join("deploy/monitoring/rules");
+            let (rules_dir, compressed_rules) = if timings.time_compression > 1 {
+                let dir = stack.config_path("rules");
+                let text = crate::prom::compress::write_scaled_rules(
+                    &source_rules,
+                    &dir,
+                    &crate::prom::compress::Compression::of(
+                        timings.time_compression,
+                        timings.scrape_interval,
+                        timings.evaluation_interval,
+                    )?,
+                )?;
+                (dir, text)
+            } else {
+                (source_rules.clone(), String::new())
+            };
+            let mut vars = port_vars(stack);
+            vars.insert("RULES_DIR", rules_dir.to_string_lossy().into_owned());
+            vars.insert("SCRAPE_INTERVAL", timings.scrape_interval.to_owned());
+            vars.insert(
+                "EVALUATION_INTERVAL",
+                timings.evaluation_interval.to_owned(),
+            );
+            let mut config = render(
+                stack,
+                "deploy/local/prometheus.yml.tmpl",
+                "prometheus.yml",
+                &vars,
+            )?;
+            // Rule changes restart Prometheus too.
+            for entry in std::fs::read_dir(&source_rules)? {
+                config.push_str(&std::fs::read_to_string(entry?.path())?);
+            }
+            config.push_str(&compressed_rules);
+            let mut command = Command::new("prometheus");
+            command
+                .arg(format!(
+                    "--config.file={}",
+                    stack.config_path("prometheus.yml").display()
+                ))
+                .arg(format!("--storage.tsdb.path={data_str}"))
+                .arg("--storage.tsdb.retention.time=30d")
+                .arg(format!("--web.listen-address={}", listen(stack, component)))
+                .arg("--web.enable-lifecycle");
+            Launch::new(command, &config)
+        }
+    })
+}
+
+/// This xtask's binary. A rebuild while xtask runs replaces the file, and
+/// Linux then reports the running one as `<path> (deleted)`: the path is
+/// still right.
+fn xtask_binary() -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let text = exe.to_string_lossy();
+    Ok(text
+        .strip_suffix(" (deleted)")
+        .map_or(exe.clone(), std::path::PathBuf::from))
+}
+
+/// Whether the component answers its readiness probe.
+pub fn is_ready(stack: &Stack, component: Component) -> bool {
+    match component.probe() {
+        Probe::Postgres => Postgres::new(stack).is_ready(),
+        Probe::WalStream => Postgres::new(stack).is_streaming(),
+        Probe::Pid => true,
+        Probe::Redis => stack.secret("redis-password").is_ok_and(|password| {
+            Command::new("redis-cli")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &stack.port(Component::Redis).to_string(),
+                    "ping",
+                ])
+                .env("REDISCLI_AUTH", password)
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG")
+        }),
+        Probe::Http(path) => http_ok(&format!("{}{path}", stack.url(component))),
+    }
+}
+
+/// What must happen once a component is up, before the next one starts.
+pub fn after_start(stack: &Stack, component: Component) -> Result<()> {
+    if component == Component::Postgres {
+        let pg = Postgres::new(stack);
+        pg.provision()?;
+        pg.ensure_backups()?;
+    }
+    Ok(())
+}
+
+/// Keeps a copy of the API token for tools that need a file path.
+pub fn ensure_token(stack: &Stack) -> Result<String> {
+    if let Ok(token) = std::fs::read_to_string(stack.token_path()) {
+        return Ok(token.trim().to_owned());
+    }
+    let token = crate::util::random_hex(32)?;
+    write_secret(&stack.token_path(), &token).context("writing the API token")?;
+    Ok(token)
+}
