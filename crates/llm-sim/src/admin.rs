@@ -47,7 +47,7 @@ pub(crate) async fn put_config(
     let config: SimConfig = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid llm-sim config: {e}")))?;
     state
-        .set_config(config)
+        .set_config(config.clone())
         .map_err(|e| ApiError::bad_request(format!("invalid llm-sim config: {e}")))?;
     tracing::info!(config = ?config, "config replaced through the admin API");
     Ok(Json(config))

@@ -10,7 +10,7 @@ use std::{
 use axum::{
     body::Bytes,
     extract::State,
-    http::header,
+    http::{HeaderName, HeaderValue, header},
     response::{IntoResponse, Response},
 };
 use serde::{
@@ -19,10 +19,11 @@ use serde::{
 };
 
 use crate::{
-    config::{ErrorKind, MAX_TOKENS},
+    config::{ErrorKind, MAX_TOKENS, SimConfig},
     error::ApiError,
+    plans,
     state::SimState,
-    structured,
+    stream, structured,
 };
 
 /// The parts of an OpenAI chat request the simulator looks at; everything
@@ -42,7 +43,16 @@ struct ChatRequest<'a> {
     #[serde(default)]
     stream: Option<bool>,
     #[serde(default)]
+    stream_options: Option<StreamOptions>,
+    #[serde(default)]
     response_format: Option<ResponseFormat>,
+}
+
+/// OpenAI's `stream_options`.
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
 }
 
 /// OpenAI's `response_format`.
@@ -174,15 +184,19 @@ struct AssistantMessage<'a> {
     content: Cow<'a, str>,
 }
 
+/// OpenAI's `usage`, plus `llm_sim_delay_ms` (the simulated delay, as in
+/// [`crate::DELAY_HEADER`]), which OpenAI clients ignore.
 #[derive(Serialize)]
-struct Usage {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    total_tokens: u64,
+pub(crate) struct Usage {
+    pub(crate) prompt_tokens: u64,
+    pub(crate) completion_tokens: u64,
+    pub(crate) total_tokens: u64,
+    pub(crate) llm_sim_delay_ms: u64,
 }
 
 /// `chatcmpl-sim-<n>`, serialized without an intermediate `String`.
-struct CompletionId(u64);
+#[derive(Clone, Copy)]
+pub(crate) struct CompletionId(pub(crate) u64);
 
 impl Serialize for CompletionId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -217,7 +231,7 @@ fn filler(tokens: u32) -> &'static str {
     }
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -265,11 +279,6 @@ fn parse(body: &[u8]) -> Result<(ChatRequest<'_>, u64), ApiError> {
             "`temperature` must be between 0 and 2, got {t}"
         )));
     }
-    if req.stream == Some(true) {
-        return Err(ApiError::bad_request(
-            "`stream: true` is not supported by llm-sim",
-        ));
-    }
     if let Some(ResponseFormat::JsonSchema { json_schema }) = &req.response_format {
         let name_ok = !json_schema.name.is_empty()
             && json_schema.name.len() <= 64
@@ -296,51 +305,18 @@ fn parse(body: &[u8]) -> Result<(ChatRequest<'_>, u64), ApiError> {
     Ok((req, prompt_tokens))
 }
 
-/// The handler. Order: parse, draw the outcome, then answer at once (429),
-/// hang (timeout), or wait the sampled latency and answer 500 or 200.
-pub(crate) async fn completions(State(state): State<SimState>, body: Bytes) -> Response {
+/// What a successful answer says.
+pub(crate) struct Answer {
+    pub(crate) content: Cow<'static, str>,
+    pub(crate) completion_tokens: u32,
+    pub(crate) finish_reason: &'static str,
+}
+
+/// The content of a successful answer. Structured answers (and plans) take
+/// their sequence numbers here, when the request arrives, so that their
+/// order follows the order of requests rather than of sampled delays.
+fn answer(state: &SimState, config: &SimConfig, req: &ChatRequest<'_>, sampled: u32) -> Answer {
     let metrics = state.metrics();
-    let (req, prompt_tokens) = match parse(&body) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            metrics.bad_request.inc();
-            return e.into_response();
-        }
-    };
-
-    let config = state.config();
-    let (error, delay, sampled_tokens) = {
-        let mut rng = rand::rng();
-        (
-            config.errors.pick(&mut rng),
-            config.latency.sample(&mut rng),
-            config.tokens.sample(&mut rng),
-        )
-    };
-
-    match error {
-        Some(ErrorKind::RateLimited) => {
-            metrics.rate_limited.inc();
-            return ApiError::rate_limited(config.errors.retry_after_s).into_response();
-        }
-        Some(ErrorKind::Timeout) => {
-            metrics.timeout.inc();
-            if !state.sleep(config.errors.hang()).await {
-                return ApiError::shutting_down().into_response();
-            }
-            return ApiError::timeout().into_response();
-        }
-        Some(ErrorKind::Server) | None => {}
-    }
-
-    if !state.sleep(delay).await {
-        return ApiError::shutting_down().into_response();
-    }
-    if error == Some(ErrorKind::Server) {
-        metrics.server_error.inc();
-        return ApiError::server_error().into_response();
-    }
-
     let cap = req
         .max_completion_tokens
         .or(req.max_tokens)
@@ -351,7 +327,20 @@ pub(crate) async fn completions(State(state): State<SimState>, body: Bytes) -> R
                 .schema
                 .as_ref()
                 .unwrap_or(&serde_json::Value::Null);
-            let text = structured::instance(schema).to_string();
+            let planned = (config.plans.enabled() && plans::plan_fields(schema))
+                .then(|| config.plans.plan(schema, state.next_plan()))
+                .flatten();
+            let value = match planned {
+                Some((plan, shape)) => {
+                    metrics.plans.with_label_values(&[&shape.to_string()]).inc();
+                    for capability in &config.plans.shapes[shape].steps {
+                        metrics.plan_steps.with_label_values(&[capability]).inc();
+                    }
+                    plan
+                }
+                None => structured::instance(schema),
+            };
+            let text = value.to_string();
             let text = if config.structured.is_invalid(state.next_structured()) {
                 metrics.structured_invalid.inc();
                 structured::truncated(&text)
@@ -363,11 +352,112 @@ pub(crate) async fn completions(State(state): State<SimState>, body: Bytes) -> R
         }
         Some(ResponseFormat::JsonObject) => structured_answer("{}".to_owned(), cap),
         Some(ResponseFormat::Text) | None => {
-            let tokens = sampled_tokens.min(cap);
+            let tokens = sampled.min(cap);
             (Cow::Borrowed(filler(tokens)), tokens, "stop")
         }
     };
-    let capacity = content.len() + 320;
+    Answer {
+        content,
+        completion_tokens,
+        finish_reason,
+    }
+}
+
+/// The handler. Order: parse, draw the outcome, then answer at once (429),
+/// hang (timeout), or wait the sampled latency and answer 500 or 200 (a
+/// streamed 200 spreads the latency over its chunks).
+pub(crate) async fn completions(State(state): State<SimState>, body: Bytes) -> Response {
+    let metrics = state.metrics();
+    let (req, prompt_tokens) = match parse(&body) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            metrics.bad_request.inc();
+            return e.into_response();
+        }
+    };
+
+    let config = state.current();
+    let (error, delay, sampled_tokens) = {
+        let mut rng = rand::rng();
+        (
+            config.errors.pick(&mut rng),
+            config.latency.sample(&mut rng),
+            config.tokens.sample(&mut rng),
+        )
+    };
+    let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+
+    match error {
+        Some(ErrorKind::RateLimited) => {
+            metrics.rate_limited.inc();
+            return ApiError::rate_limited(config.errors.retry_after_s)
+                .with_delay_ms(0)
+                .into_response();
+        }
+        Some(ErrorKind::Timeout) => {
+            metrics.timeout.inc();
+            if !state.sleep(config.errors.hang()).await {
+                return ApiError::shutting_down().into_response();
+            }
+            return ApiError::timeout()
+                .with_delay_ms(config.errors.timeout_s.saturating_mul(1000))
+                .into_response();
+        }
+        Some(ErrorKind::Server) => {
+            if !state.sleep(delay).await {
+                return ApiError::shutting_down().into_response();
+            }
+            metrics.server_error.inc();
+            return ApiError::server_error()
+                .with_delay_ms(delay_ms)
+                .into_response();
+        }
+        None => {}
+    }
+
+    let Answer {
+        content,
+        completion_tokens,
+        finish_reason,
+    } = answer(&state, &config, &req, sampled_tokens);
+    let usage = Usage {
+        prompt_tokens,
+        completion_tokens: u64::from(completion_tokens),
+        total_tokens: prompt_tokens + u64::from(completion_tokens),
+        llm_sim_delay_ms: delay_ms,
+    };
+
+    if req.stream == Some(true) {
+        let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
+        let streamed = stream::Streamed {
+            id: CompletionId(state.next_id()),
+            created: unix_now(),
+            model: &req.model,
+            content: &content,
+            finish_reason,
+            usage: include_usage.then_some(&usage),
+        };
+        let response = match streamed.respond(state.clone(), delay, config.stream) {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialize a chat completion chunk");
+                metrics.server_error.inc();
+                return ApiError::server_error().into_response();
+            }
+        };
+        metrics.ok.inc();
+        metrics.streams.inc();
+        metrics.prompt_tokens.inc_by(prompt_tokens);
+        metrics
+            .completion_tokens
+            .inc_by(u64::from(completion_tokens));
+        return response;
+    }
+
+    if !state.sleep(delay).await {
+        return ApiError::shutting_down().into_response();
+    }
+    let capacity = content.len() + 360;
     let response = ChatResponse {
         id: CompletionId(state.next_id()),
         object: "chat.completion",
@@ -381,11 +471,7 @@ pub(crate) async fn completions(State(state): State<SimState>, body: Bytes) -> R
             },
             finish_reason,
         }],
-        usage: Usage {
-            prompt_tokens,
-            completion_tokens: u64::from(completion_tokens),
-            total_tokens: prompt_tokens + u64::from(completion_tokens),
-        },
+        usage,
     };
     let mut json = Vec::with_capacity(capacity);
     if let Err(e) = serde_json::to_writer(&mut json, &response) {
@@ -398,7 +484,20 @@ pub(crate) async fn completions(State(state): State<SimState>, body: Bytes) -> R
     metrics
         .completion_tokens
         .inc_by(u64::from(completion_tokens));
-    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                HeaderName::from_static(crate::DELAY_HEADER),
+                HeaderValue::from(delay_ms),
+            ),
+        ],
+        json,
+    )
+        .into_response()
 }
 
 #[cfg(test)]

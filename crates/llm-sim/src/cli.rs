@@ -6,7 +6,10 @@ use clap::{Parser, ValueEnum};
 use tokio::net::TcpListener;
 
 use crate::{
-    config::{ErrorConfig, ErrorWeights, Latency, SimConfig, StructuredConfig, TokenRange},
+    config::{
+        ConfigError, ErrorConfig, ErrorWeights, Latency, PlanConfig, SimConfig, StreamConfig,
+        StructuredConfig, TokenRange,
+    },
     server,
     state::{AdminToken, SimState},
 };
@@ -29,7 +32,8 @@ pub struct Cli {
     #[arg(long, env = "LLM_SIM_ADMIN_TOKEN_FILE", conflicts_with = "admin_token")]
     pub admin_token_file: Option<PathBuf>,
 
-    /// Latency distribution: fixed:MS, uniform:MIN,MAX or lognormal:P50,P99 (milliseconds).
+    /// Latency distribution: fixed:MS, uniform:MIN,MAX or lognormal:P50,P99 (milliseconds),
+    /// or a profile: zero, realistic (p50 1.5 s, p99 8 s) or slow (p50 10 s, p99 30 s).
     #[arg(long, env = "LLM_SIM_LATENCY", default_value = "fixed:0")]
     pub latency: Latency,
 
@@ -62,6 +66,19 @@ pub struct Cli {
     #[arg(long, env = "LLM_SIM_STRUCTURED_INVALID_RATE", default_value_t = 0.0)]
     pub structured_invalid_rate: f64,
 
+    /// Share (0..1) of a streamed answer's latency before its first content chunk.
+    #[arg(long, env = "LLM_SIM_STREAM_TTFT_FRACTION", default_value_t = StreamConfig::default().ttft_fraction)]
+    pub stream_ttft_fraction: f64,
+
+    /// Completion tokens per content chunk of a streamed answer.
+    #[arg(long, env = "LLM_SIM_STREAM_CHUNK_TOKENS", default_value_t = StreamConfig::default().chunk_tokens)]
+    pub stream_chunk_tokens: u32,
+
+    /// The plan mix, as the JSON of the `plans` settings section, e.g.
+    /// {"seed":1,"shapes":[{"weight":3,"steps":["retrieve"]},{"steps":["run_command"]}]}.
+    #[arg(long, env = "LLM_SIM_PLANS", value_parser = parse_plans)]
+    pub plans: Option<PlanConfig>,
+
     /// Tokio worker threads (default: one per core).
     #[arg(long, env = "LLM_SIM_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
@@ -93,6 +110,11 @@ impl Cli {
             structured: StructuredConfig {
                 invalid_rate: self.structured_invalid_rate,
             },
+            stream: StreamConfig {
+                ttft_fraction: self.stream_ttft_fraction,
+                chunk_tokens: self.stream_chunk_tokens,
+            },
+            plans: self.plans.clone().unwrap_or_default(),
         };
         config
             .validate()
@@ -116,6 +138,13 @@ impl Cli {
             (None, None) => Ok(None),
         }
     }
+}
+
+fn parse_plans(json: &str) -> Result<PlanConfig, ConfigError> {
+    let plans: PlanConfig = serde_json::from_str(json)
+        .map_err(|e| ConfigError(format!("invalid --plans JSON: {e}")))?;
+    plans.validate()?;
+    Ok(plans)
 }
 
 /// Starts the tracing subscriber (`RUST_LOG` filters, default `info`).

@@ -1,14 +1,19 @@
 //! Simulator settings.
 //!
 //! [`SimConfig`] is both the startup configuration (built from CLI flags) and
-//! the JSON document of the admin API (`GET`/`PUT /admin/config`). Every type
-//! here is `Copy`, so the hot path copies the current settings out of the
-//! `ArcSwap` and holds no guard across an `.await`.
+//! the JSON document of the admin API (`GET`/`PUT /admin/config`). The hot
+//! path takes an `Arc` of the current settings out of the `ArcSwap` (one
+//! atomic increment) and holds no guard across an `.await`.
 
 use std::{fmt, str::FromStr, time::Duration};
 
 use rand::Rng;
-use serde::{Deserialize, Serialize};
+use serde::{
+    Deserialize, Deserializer, Serialize, Serializer,
+    de::{self, MapAccess, Visitor, value::MapAccessDeserializer},
+};
+
+pub use crate::plans::{PlanConfig, PlanLinks, PlanShape};
 
 /// Upper bound for any simulated delay (latency, hang, Retry-After), so that a
 /// typo cannot park requests for days.
@@ -25,15 +30,15 @@ const Z_P99: f64 = 2.326;
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-fn invalid(message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(message: impl Into<String>) -> ConfigError {
     ConfigError(message.into())
 }
 
 /// Everything that shapes the simulator's answers.
 ///
 /// `Default` is the friendliest provider imaginable: zero latency, 16 tokens
-/// per response and no errors.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+/// per response and no errors; plans are the plain schema instance.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimConfig {
     /// Delay before an answer (not applied to 429s, which come back at once).
@@ -48,6 +53,12 @@ pub struct SimConfig {
     /// Answers to `response_format: json_schema` requests.
     #[serde(default)]
     pub structured: StructuredConfig,
+    /// How a `stream: true` answer spreads its latency over its chunks.
+    #[serde(default)]
+    pub stream: StreamConfig,
+    /// The mix of plans answered to the planner's plan schema.
+    #[serde(default)]
+    pub plans: PlanConfig,
 }
 
 impl SimConfig {
@@ -56,7 +67,50 @@ impl SimConfig {
         self.latency.validate()?;
         self.tokens.validate()?;
         self.errors.validate()?;
-        self.structured.validate()
+        self.structured.validate()?;
+        self.stream.validate()?;
+        self.plans.validate()
+    }
+}
+
+/// Streaming (`stream: true`) answers: the first content chunk comes after
+/// `ttft_fraction` of the sampled latency (the time to first token), the
+/// other chunks are spread evenly over the rest, and the last chunk comes
+/// when the whole latency has passed, so a streamed answer takes as long as
+/// the same answer unstreamed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Share (0..=1) of the latency before the first content chunk.
+    pub ttft_fraction: f64,
+    /// Completion tokens (four characters each) per content chunk.
+    pub chunk_tokens: u32,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            ttft_fraction: 0.2,
+            chunk_tokens: 1,
+        }
+    }
+}
+
+impl StreamConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.ttft_fraction.is_finite() && (0.0..=1.0).contains(&self.ttft_fraction)) {
+            return Err(invalid(format!(
+                "stream.ttft_fraction must be between 0 and 1, got {}",
+                self.ttft_fraction
+            )));
+        }
+        if !(1..=MAX_TOKENS).contains(&self.chunk_tokens) {
+            return Err(invalid(format!(
+                "stream.chunk_tokens must be between 1 and {MAX_TOKENS}, got {}",
+                self.chunk_tokens
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -96,9 +150,12 @@ impl StructuredConfig {
     }
 }
 
-/// Latency distribution, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+/// Latency distribution, in milliseconds, or a named [`LatencyProfile`].
+///
+/// JSON: `{"kind":"fixed","ms":N}`, `{"kind":"uniform","min_ms":A,"max_ms":B}`,
+/// `{"kind":"lognormal","p50_ms":P50,"p99_ms":P99}`, or a profile's name as
+/// a plain string (`"realistic"`).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Latency {
     /// Always the same delay.
     Fixed { ms: u64 },
@@ -106,11 +163,140 @@ pub enum Latency {
     Uniform { min_ms: u64, max_ms: u64 },
     /// Log-normal with the given median and 99th percentile.
     LogNormal { p50_ms: f64, p99_ms: f64 },
+    /// A named distribution committed in this crate.
+    Profile(LatencyProfile),
 }
 
 impl Default for Latency {
     fn default() -> Self {
         Latency::Fixed { ms: 0 }
+    }
+}
+
+/// Named latency distributions, per call (see [`LatencyProfile::distribution`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LatencyProfile {
+    /// No delay at all.
+    Zero,
+    /// Log-normal, p50 1.5 s, p99 8 s: a hosted model answering a few hundred tokens.
+    Realistic,
+    /// Log-normal, p50 10 s, p99 30 s: a loaded provider or long answers.
+    Slow,
+}
+
+impl LatencyProfile {
+    /// Every profile, in the documented order.
+    pub const ALL: [LatencyProfile; 3] = [
+        LatencyProfile::Zero,
+        LatencyProfile::Realistic,
+        LatencyProfile::Slow,
+    ];
+
+    /// The profile's name in JSON and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            LatencyProfile::Zero => "zero",
+            LatencyProfile::Realistic => "realistic",
+            LatencyProfile::Slow => "slow",
+        }
+    }
+
+    /// The distribution behind the name.
+    pub fn distribution(self) -> Latency {
+        match self {
+            LatencyProfile::Zero => Latency::Fixed { ms: 0 },
+            LatencyProfile::Realistic => Latency::LogNormal {
+                p50_ms: 1_500.0,
+                p99_ms: 8_000.0,
+            },
+            LatencyProfile::Slow => Latency::LogNormal {
+                p50_ms: 10_000.0,
+                p99_ms: 30_000.0,
+            },
+        }
+    }
+}
+
+impl FromStr for LatencyProfile {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LatencyProfile::ALL
+            .into_iter()
+            .find(|p| p.name() == s.trim())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "unknown latency profile {s:?}: expected one of {}",
+                    LatencyProfile::ALL.map(LatencyProfile::name).join(", ")
+                ))
+            })
+    }
+}
+
+impl fmt::Display for LatencyProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The object forms of [`Latency`] in JSON.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+enum Distribution {
+    Fixed { ms: u64 },
+    Uniform { min_ms: u64, max_ms: u64 },
+    LogNormal { p50_ms: f64, p99_ms: f64 },
+}
+
+impl Serialize for Latency {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Latency::Fixed { ms } => Distribution::Fixed { ms }.serialize(s),
+            Latency::Uniform { min_ms, max_ms } => {
+                Distribution::Uniform { min_ms, max_ms }.serialize(s)
+            }
+            Latency::LogNormal { p50_ms, p99_ms } => {
+                Distribution::LogNormal { p50_ms, p99_ms }.serialize(s)
+            }
+            Latency::Profile(profile) => s.serialize_str(profile.name()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Latency {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct LatencyVisitor;
+
+        impl<'de> Visitor<'de> for LatencyVisitor {
+            type Value = Latency;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a latency profile name or a {\"kind\": ...} object")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Latency, E> {
+                v.parse::<LatencyProfile>()
+                    .map(Latency::Profile)
+                    .map_err(E::custom)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Latency, A::Error> {
+                Ok(
+                    match Distribution::deserialize(MapAccessDeserializer::new(map))? {
+                        Distribution::Fixed { ms } => Latency::Fixed { ms },
+                        Distribution::Uniform { min_ms, max_ms } => {
+                            Latency::Uniform { min_ms, max_ms }
+                        }
+                        Distribution::LogNormal { p50_ms, p99_ms } => {
+                            Latency::LogNormal { p50_ms, p99_ms }
+                        }
+                    },
+                )
+            }
+        }
+
+        d.deserialize_any(LatencyVisitor)
     }
 }
 
@@ -131,10 +317,18 @@ fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
 }
 
 impl Latency {
+    /// The distribution itself: a profile's, or `self`.
+    pub fn resolved(&self) -> Latency {
+        match *self {
+            Latency::Profile(profile) => profile.distribution(),
+            other => other,
+        }
+    }
+
     /// True when no request is ever delayed (lets the hot path skip timers).
     pub fn is_zero(&self) -> bool {
         matches!(
-            self,
+            self.resolved(),
             Latency::Fixed { ms: 0 }
                 | Latency::Uniform {
                     min_ms: 0,
@@ -143,9 +337,11 @@ impl Latency {
         )
     }
 
-    /// Draws one delay. Deterministic kinds do not touch the RNG.
+    /// Draws one delay, in whole milliseconds (the simulator reports its
+    /// delays in milliseconds, exactly). Deterministic kinds do not touch
+    /// the RNG.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Duration {
-        let ms = match *self {
+        let ms = match self.resolved() {
             Latency::Fixed { ms } => ms as f64,
             Latency::Uniform { min_ms, max_ms } if min_ms >= max_ms => min_ms as f64,
             Latency::Uniform { min_ms, max_ms } => rng.random_range(min_ms..=max_ms) as f64,
@@ -153,8 +349,9 @@ impl Latency {
                 let (mu, sigma) = lognormal_params(p50_ms, p99_ms);
                 (mu + sigma * standard_normal(rng)).exp()
             }
+            Latency::Profile(_) => 0.0,
         };
-        Duration::from_secs_f64(ms.clamp(0.0, MAX_DELAY_MS as f64) / 1000.0)
+        Duration::from_millis(ms.clamp(0.0, MAX_DELAY_MS as f64).round() as u64)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -186,16 +383,22 @@ impl Latency {
     }
 }
 
-/// `fixed:MS`, plain `MS`, `uniform:MIN,MAX` or `lognormal:P50,P99`.
+/// `fixed:MS`, plain `MS`, `uniform:MIN,MAX`, `lognormal:P50,P99` or a
+/// profile name (`zero`, `realistic`, `slow`).
 impl FromStr for Latency {
     type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
+        if let Ok(profile) = s.parse::<LatencyProfile>() {
+            return Ok(Latency::Profile(profile));
+        }
         let (kind, args) = s.split_once(':').unwrap_or(("fixed", s));
         let syntax = || {
             invalid(format!(
-                "invalid latency {s:?}: expected fixed:MS, uniform:MIN,MAX or lognormal:P50,P99"
+                "invalid latency {s:?}: expected fixed:MS, uniform:MIN,MAX, lognormal:P50,P99 \
+                 or a profile name ({})",
+                LatencyProfile::ALL.map(LatencyProfile::name).join(", ")
             ))
         };
         let pair = || -> Result<(&str, &str), ConfigError> {
@@ -233,6 +436,7 @@ impl fmt::Display for Latency {
             Latency::Fixed { ms } => write!(f, "fixed:{ms}"),
             Latency::Uniform { min_ms, max_ms } => write!(f, "uniform:{min_ms},{max_ms}"),
             Latency::LogNormal { p50_ms, p99_ms } => write!(f, "lognormal:{p50_ms},{p99_ms}"),
+            Latency::Profile(profile) => write!(f, "{profile}"),
         }
     }
 }
@@ -646,6 +850,85 @@ mod tests {
     }
 
     #[test]
+    fn latency_profiles_are_the_documented_distributions() {
+        assert_eq!(
+            LatencyProfile::Zero.distribution(),
+            Latency::Fixed { ms: 0 }
+        );
+        assert!(Latency::Profile(LatencyProfile::Zero).is_zero());
+        assert!(!Latency::Profile(LatencyProfile::Realistic).is_zero());
+        // realistic: mu = ln 1500 = 7.313, sigma = ln(8000/1500) / 2.326 = 0.720.
+        let Latency::LogNormal { p50_ms, p99_ms } = LatencyProfile::Realistic.distribution() else {
+            panic!("realistic is log-normal");
+        };
+        let (mu, sigma) = lognormal_params(p50_ms, p99_ms);
+        assert!((mu - 7.313).abs() < 1e-3, "{mu}");
+        assert!((sigma - 0.720).abs() < 1e-3, "{sigma}");
+        // slow: mu = ln 10000 = 9.210, sigma = ln 3 / 2.326 = 0.472.
+        let Latency::LogNormal { p50_ms, p99_ms } = LatencyProfile::Slow.distribution() else {
+            panic!("slow is log-normal");
+        };
+        let (mu, sigma) = lognormal_params(p50_ms, p99_ms);
+        assert!((mu - 9.210).abs() < 1e-3, "{mu}");
+        assert!((sigma - 0.472).abs() < 1e-3, "{sigma}");
+        for (profile, p50, p99) in [
+            (LatencyProfile::Realistic, 1_500.0, 8_000.0),
+            (LatencyProfile::Slow, 10_000.0, 30_000.0),
+        ] {
+            let latency = Latency::Profile(profile);
+            let mut rng = StdRng::seed_from_u64(11);
+            let mut ms: Vec<f64> = (0..100_000)
+                .map(|_| {
+                    let d = latency.sample(&mut rng);
+                    assert_eq!(d.subsec_micros() % 1000, 0, "whole milliseconds");
+                    d.as_secs_f64() * 1000.0
+                })
+                .collect();
+            ms.sort_by(f64::total_cmp);
+            let (got50, got99) = (percentile(&ms, 0.50), percentile(&ms, 0.99));
+            assert!((got50 / p50 - 1.0).abs() < 0.05, "{profile}: p50 {got50}");
+            assert!((got99 / p99 - 1.0).abs() < 0.10, "{profile}: p99 {got99}");
+        }
+    }
+
+    #[test]
+    fn latency_profiles_by_name_in_json_and_flags() {
+        let c: SimConfig = serde_json::from_str(r#"{"latency":"realistic"}"#).unwrap();
+        assert_eq!(c.latency, Latency::Profile(LatencyProfile::Realistic));
+        assert_eq!(
+            serde_json::to_value(&c).unwrap()["latency"],
+            serde_json::json!("realistic")
+        );
+        let c: SimConfig = serde_json::from_str(r#"{"latency":{"kind":"fixed","ms":3}}"#).unwrap();
+        assert_eq!(c.latency, Latency::Fixed { ms: 3 });
+        let error = serde_json::from_str::<SimConfig>(r#"{"latency":"snappy"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("zero, realistic, slow"), "{error}");
+        assert!(serde_json::from_str::<SimConfig>(r#"{"latency":5}"#).is_err());
+        assert!(
+            serde_json::from_str::<SimConfig>(r#"{"latency":{"kind":"fixed","ms":1,"x":2}}"#)
+                .is_err()
+        );
+        for name in ["zero", "realistic", "slow"] {
+            let latency: Latency = name.parse().unwrap();
+            assert_eq!(latency.to_string(), name);
+        }
+    }
+
+    #[test]
+    fn stream_settings_are_checked() {
+        let mut c = SimConfig::default();
+        assert_eq!(c.stream.ttft_fraction, 0.2);
+        assert_eq!(c.stream.chunk_tokens, 1);
+        c.stream.ttft_fraction = 1.5;
+        assert!(c.validate().unwrap_err().0.contains("stream.ttft_fraction"));
+        c.stream.ttft_fraction = 0.5;
+        c.stream.chunk_tokens = 0;
+        assert!(c.validate().unwrap_err().0.contains("stream.chunk_tokens"));
+    }
+
+    #[test]
     fn json_shape_is_the_documented_one() {
         let json = r#"{"latency":{"kind":"lognormal","p50_ms":200,"p99_ms":2000},
             "tokens":{"min":50,"max":200},
@@ -653,7 +936,7 @@ mod tests {
         let c: SimConfig = serde_json::from_str(json).unwrap();
         assert_eq!(c.tokens, TokenRange { min: 50, max: 200 });
         assert_eq!(c.errors.retry_after_s, 1);
-        let back: SimConfig = serde_json::from_value(serde_json::to_value(c).unwrap()).unwrap();
+        let back: SimConfig = serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
         assert_eq!(back, c);
         assert!(serde_json::from_str::<SimConfig>(r#"{"errors":{"rat":1}}"#).is_err());
         // A partial `kinds` object means "only these kinds".

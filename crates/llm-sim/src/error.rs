@@ -14,6 +14,7 @@ pub(crate) struct ApiError {
     kind: &'static str,
     code: Option<&'static str>,
     retry_after_s: Option<u64>,
+    delay_ms: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -37,7 +38,14 @@ impl ApiError {
             kind,
             code: None,
             retry_after_s: None,
+            delay_ms: None,
         }
+    }
+
+    /// Reports the simulated delay before this answer in [`crate::DELAY_HEADER`].
+    pub(crate) fn with_delay_ms(mut self, delay_ms: u64) -> Self {
+        self.delay_ms = Some(delay_ms);
+        self
     }
 
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
@@ -116,6 +124,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(ms) = self.delay_ms {
+            response
+                .headers_mut()
+                .insert(crate::DELAY_HEADER, HeaderValue::from(ms));
         }
         response
     }

@@ -1,7 +1,9 @@
 //! **Test infrastructure.** `llm-sim` is an OpenAI-compatible chat-completions
 //! server that stands in for paid LLM providers, so that the stack, the alert
-//! simulation and the load tests run without one. Latency distribution, token
-//! counts and injected errors are configurable at startup and at run time.
+//! simulation and the load tests run without one. Latency distribution (or a
+//! named profile), token counts, injected errors, streaming and the mix of
+//! plans answered to the planner are configurable at startup and at run
+//! time. Every answer reports its simulated delay in [`DELAY_HEADER`].
 //!
 //! In tests, start one in the background with [`spawn`]:
 //!
@@ -20,8 +22,10 @@ mod chat;
 pub mod cli;
 pub mod config;
 mod error;
+pub mod plans;
 mod server;
 mod state;
+mod stream;
 pub mod structured;
 
 use std::{io, net::SocketAddr};
@@ -29,9 +33,19 @@ use std::{io, net::SocketAddr};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 pub use config::{
-    ConfigError, ErrorConfig, ErrorKind, ErrorWeights, Latency, SimConfig, StructuredConfig,
-    TokenRange,
+    ConfigError, ErrorConfig, ErrorKind, ErrorWeights, Latency, LatencyProfile, PlanConfig,
+    PlanLinks, PlanShape, SimConfig, StreamConfig, StructuredConfig, TokenRange,
 };
+
+/// Response header carrying the simulated delay of the answer, in whole
+/// milliseconds: the sampled latency (200, 500 and streamed answers), the
+/// hang (504) or 0 (429). Subtract it from a measured duration to get the
+/// time spent outside llm-sim.
+pub const DELAY_HEADER: &str = "x-llm-sim-delay-ms";
+
+/// Response header of streamed answers: the part of [`DELAY_HEADER`]
+/// before the first content chunk (the simulated time to first token).
+pub const TTFT_HEADER: &str = "x-llm-sim-ttft-ms";
 pub use server::{MODELS, router, serve};
 pub use state::{AdminToken, SimState};
 

@@ -11,7 +11,7 @@ use std::{
 
 use arc_swap::ArcSwap;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
-use tokio::sync::watch;
+use tokio::{sync::watch, time::Instant};
 
 use crate::config::{ConfigError, SimConfig};
 
@@ -58,6 +58,11 @@ pub(crate) struct Metrics {
     pub(crate) completion_tokens: IntCounter,
     pub(crate) structured_valid: IntCounter,
     pub(crate) structured_invalid: IntCounter,
+    pub(crate) streams: IntCounter,
+    /// Plans answered from the mix, by shape index.
+    pub(crate) plans: IntCounterVec,
+    /// Steps of those plans, by capability.
+    pub(crate) plan_steps: IntCounterVec,
 }
 
 impl Metrics {
@@ -84,9 +89,30 @@ impl Metrics {
             ),
             &["validity"],
         )?;
+        let streams = IntCounter::new(
+            "llm_sim_streamed_responses_total",
+            "Answers to `stream: true` requests sent as server-sent events by llm-sim.",
+        )?;
+        let plans = IntCounterVec::new(
+            Opts::new(
+                "llm_sim_plans_total",
+                "Plans answered from the configured mix by llm-sim, by shape (index in plans.shapes).",
+            ),
+            &["shape"],
+        )?;
+        let plan_steps = IntCounterVec::new(
+            Opts::new(
+                "llm_sim_plan_steps_total",
+                "Steps of the plans answered from the configured mix by llm-sim, by capability.",
+            ),
+            &["capability"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(tokens.clone()))?;
         registry.register(Box::new(structured.clone()))?;
+        registry.register(Box::new(streams.clone()))?;
+        registry.register(Box::new(plans.clone()))?;
+        registry.register(Box::new(plan_steps.clone()))?;
         // Children are resolved once so the hot path is a single atomic add.
         Ok(Metrics {
             ok: requests.with_label_values(&["ok"]),
@@ -98,6 +124,9 @@ impl Metrics {
             completion_tokens: tokens.with_label_values(&["completion"]),
             structured_valid: structured.with_label_values(&["valid"]),
             structured_invalid: structured.with_label_values(&["invalid"]),
+            streams,
+            plans,
+            plan_steps,
             registry,
         })
     }
@@ -112,6 +141,8 @@ struct Inner {
     next_id: AtomicU64,
     /// Structured answers since the settings were last set.
     structured_seq: AtomicU64,
+    /// Plans from the mix since the settings were last set.
+    plan_seq: AtomicU64,
 }
 
 /// Cheaply clonable handle on the simulator's state; the axum router's state.
@@ -138,36 +169,48 @@ impl SimState {
             Metrics::new().map_err(|e| ConfigError(format!("cannot register metrics: {e}")))?;
         Ok(SimState {
             inner: Arc::new(Inner {
-                config: ArcSwap::from_pointee(config),
+                config: ArcSwap::from_pointee(config.clone()),
                 startup: config,
                 admin_token: admin_token.filter(|t| !t.0.is_empty()),
                 metrics,
                 shutdown: watch::Sender::new(false),
                 next_id: AtomicU64::new(1),
                 structured_seq: AtomicU64::new(0),
+                plan_seq: AtomicU64::new(0),
             }),
         })
     }
 
-    /// The settings in force now (a copy; cheap).
+    /// The settings in force now (a copy).
     pub fn config(&self) -> SimConfig {
-        **self.inner.config.load()
+        SimConfig::clone(&self.inner.config.load())
     }
 
-    /// Replaces the settings after validating them.
+    /// The settings in force now, shared (one atomic increment).
+    pub(crate) fn current(&self) -> Arc<SimConfig> {
+        self.inner.config.load_full()
+    }
+
+    /// Replaces the settings after validating them; the structured and
+    /// plan sequences start again.
     pub fn set_config(&self, config: SimConfig) -> Result<(), ConfigError> {
         config.validate()?;
         self.inner.config.store(Arc::new(config));
-        self.inner.structured_seq.store(0, Ordering::Relaxed);
+        self.restart_sequences();
         Ok(())
     }
 
     /// Back to the settings the state was created with; returns them.
     pub fn reset(&self) -> SimConfig {
-        let startup = self.inner.startup;
-        self.inner.config.store(Arc::new(startup));
-        self.inner.structured_seq.store(0, Ordering::Relaxed);
+        let startup = self.inner.startup.clone();
+        self.inner.config.store(Arc::new(startup.clone()));
+        self.restart_sequences();
         startup
+    }
+
+    fn restart_sequences(&self) {
+        self.inner.structured_seq.store(0, Ordering::Relaxed);
+        self.inner.plan_seq.store(0, Ordering::Relaxed);
     }
 
     /// The registry behind `GET /metrics`.
@@ -202,6 +245,11 @@ impl SimState {
         self.inner.structured_seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// The 1-based number of this plan from the mix since the settings were set.
+    pub(crate) fn next_plan(&self) -> u64 {
+        self.inner.plan_seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     pub(crate) fn next_id(&self) -> u64 {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -217,6 +265,21 @@ impl SimState {
         }
         tokio::select! {
             () = tokio::time::sleep(duration) => true,
+            _ = shutdown.changed() => false,
+        }
+    }
+
+    /// Sleeps until `deadline` unless shutdown begins first; `false` when cut short.
+    pub(crate) async fn sleep_until(&self, deadline: Instant) -> bool {
+        let mut shutdown = self.inner.shutdown.subscribe();
+        if *shutdown.borrow_and_update() {
+            return false;
+        }
+        if deadline <= Instant::now() {
+            return true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => true,
             _ = shutdown.changed() => false,
         }
     }

@@ -32,6 +32,12 @@ pub fn instance(schema: &Value) -> Value {
     Generator { root: schema }.value(schema, 0, 0)
 }
 
+/// A small instance of `schema`, a part of `root` (whose `$ref`s resolve
+/// against `root`), as the `variant`-th item of an array.
+pub fn instance_within(root: &Value, schema: &Value, variant: usize) -> Value {
+    Generator { root }.value(schema, variant, 0)
+}
+
 /// `text` cut to about half its characters: never valid JSON when `text`
 /// is a generated object, array or scalar (a truncated answer, as when a
 /// model runs out of tokens).

@@ -1,4 +1,4 @@
-use llm_sim::{AdminToken, SimConfig, SimState};
+use llm_sim::{AdminToken, Latency, LatencyProfile, SimConfig, SimState};
 use serde_json::{Value, json};
 
 use crate::{chat_body, post_chat};
@@ -55,7 +55,25 @@ async fn nonsense_is_rejected_with_a_clear_message() {
         ),
         (json!({"tokens": {"min": 9, "max": 3}}), "tokens.min"),
         (json!({"latency": {"kind": "gaussian"}}), "gaussian"),
+        (json!({"latency": "snappy"}), "zero, realistic, slow"),
         (json!({"errors": {"rat": 1}}), "rat"),
+        (
+            json!({"stream": {"ttft_fraction": -0.1}}),
+            "stream.ttft_fraction",
+        ),
+        (
+            json!({"plans": {"shapes": [{"steps": ["teleport"]}]}}),
+            "capability is one of retrieve, generate_code",
+        ),
+        (
+            json!({"plans": {"shapes": [{"steps": ["run_command"]}], "commands": ["rm"]}}),
+            "plans.commands names \"rm\"",
+        ),
+        (
+            json!({"plans": {"shapes": [{"steps": ["retrieve"]}], "file": "../secrets"}}),
+            "plans.file",
+        ),
+        (json!({"plans": {"shapes": [], "colour": 1}}), "colour"),
     ] {
         let resp = client.put(&url).json(&body).send().await.unwrap();
         assert_eq!(resp.status(), 400, "{body}");
@@ -64,6 +82,33 @@ async fn nonsense_is_rejected_with_a_clear_message() {
         assert!(message.contains(needle), "{message:?} lacks {needle:?}");
     }
     assert_eq!(sim.config(), SimConfig::default());
+}
+
+#[tokio::test]
+async fn latency_profiles_are_set_by_name() {
+    let sim = llm_sim::spawn(SimConfig::default()).await.unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("{}/admin/config", sim.origin());
+    let resp = client
+        .put(&url)
+        .json(&json!({"latency": "slow"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let now: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(now["latency"], "slow");
+    assert_eq!(sim.config().latency, Latency::Profile(LatencyProfile::Slow));
+    // Back to no delay by name; the answer says so.
+    let resp = client
+        .put(&url)
+        .json(&json!({"latency": "zero"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer = post_chat(&sim, &chat_body(None)).await;
+    assert_eq!(crate::delay_ms(&answer), 0);
 }
 
 #[tokio::test]

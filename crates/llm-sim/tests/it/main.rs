@@ -5,6 +5,8 @@ mod admin;
 mod chat;
 mod errors;
 mod latency;
+mod plans;
+mod streaming;
 mod structured;
 
 use serde_json::{Value, json};
@@ -31,6 +33,25 @@ async fn post_chat(sim: &llm_sim::SimHandle, body: &Value) -> reqwest::Response 
         .post(format!("{}/chat/completions", sim.base_url()))
         .json(body)
         .send()
+        .await
+        .unwrap()
+}
+
+/// `x-llm-sim-delay-ms` of an answer.
+fn delay_ms(resp: &reqwest::Response) -> u64 {
+    resp.headers()[llm_sim::DELAY_HEADER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The text of llm-sim's `/metrics`.
+async fn metrics_text(sim: &llm_sim::SimHandle) -> String {
+    reqwest::get(format!("{}/metrics", sim.origin()))
+        .await
+        .unwrap()
+        .text()
         .await
         .unwrap()
 }
