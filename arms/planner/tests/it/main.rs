@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod failures;
+mod mix;
 mod planning;
 
 use arm_kit::testing::TestArm;
