@@ -41,7 +41,7 @@ impl Bench {
         .read()?;
         let url = stack.url(Component::Orchestrator);
         let token = stack.token_path();
-        let load = crate::stack::deploy::release_dir().join("octollm-load");
+        let load = crate::stack::launch::release_dir().join("octollm-load");
         let (tasks, concurrency) = (self.tasks.to_string(), self.concurrency.to_string());
         say!("measuring {tasks} tasks at concurrency {concurrency}");
         let report = cmd!(

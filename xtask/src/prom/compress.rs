@@ -7,9 +7,11 @@
 //! (written to `<state>/config/rules/`) in which
 //!
 //! - every alert's `for:` is divided by FACTOR (`for: 5m` at 30 is `10s`);
-//! - every range window and subquery range is divided by FACTOR too
-//!   (`rate(x[5m])` becomes `rate(x[10s])`), never below
-//!   [`MIN_WINDOW_SCRAPES`] scrape intervals so a `rate()` always has samples;
+//! - every range window, subquery range and step, and `offset` is divided
+//!   by FACTOR too (`rate(x[5m])` becomes `rate(x[10s])`), never below
+//!   [`MIN_WINDOW_SCRAPES`] scrape intervals so a `rate()` always has
+//!   samples; `@` timestamps stay. The expression is parsed, rewritten as a
+//!   tree, and printed back (one line, label matchers sorted);
 //! - a rule group's own `interval:` is divided by FACTOR, never below the
 //!   evaluation interval.
 //!
@@ -31,8 +33,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use promql_parser::parser::{Expr, LabelModifier, Offset};
 use serde_yaml_ng::Value;
 
+use crate::prom::promql;
 use crate::prom::rules::parse_duration;
 
 /// A range window never shrinks below this many scrape intervals.
@@ -66,11 +70,13 @@ impl Compression {
         })
     }
 
+    /// `d / factor`, whole milliseconds (what PromQL can write), at least `floor`.
     fn scale(&self, d: Duration, floor: Duration) -> Duration {
         if d.is_zero() {
             return d;
         }
-        (d / self.factor).max(floor)
+        let ms = (d / self.factor).as_millis();
+        Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)).max(floor)
     }
 
     pub fn for_window(&self, d: Duration) -> Duration {
@@ -96,69 +102,76 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-/// Divides every range window and subquery range of a PromQL expression.
-/// Brackets inside string literals (label values) are left alone.
+/// Divides every range window, subquery range and step, and offset of a
+/// PromQL expression (see [`scale_ast`]); an expression that does not parse
+/// is returned as it is, for Prometheus to reject with its own message. Use
+/// [`try_scale_expr`] to get the parse error instead.
 pub fn scale_expr(expr: &str, c: &Compression) -> String {
-    let mut out = String::with_capacity(expr.len());
-    let mut quote: Option<char> = None;
-    let mut chars = expr.char_indices().peekable();
-    while let Some((i, ch)) = chars.next() {
-        match quote {
-            Some(q) => {
-                out.push(ch);
-                if ch == '\\' {
-                    if let Some((_, next)) = chars.next() {
-                        out.push(next);
-                    }
-                } else if ch == q {
-                    quote = None;
-                }
-            }
-            None if ch == '"' || ch == '\'' || ch == '`' => {
-                quote = Some(ch);
-                out.push(ch);
-            }
-            None if ch == '[' => {
-                let rest = &expr[i + 1..];
-                let scaled = rest.find(']').and_then(|end| {
-                    let inner = &rest[..end];
-                    scale_range(inner, c).map(|s| (s, end))
-                });
-                match scaled {
-                    Some((text, end)) => {
-                        out.push('[');
-                        out.push_str(&text);
-                        out.push(']');
-                        // Skip the inner text and the closing bracket.
-                        while chars.peek().is_some_and(|(j, _)| *j <= i + 1 + end) {
-                            chars.next();
-                        }
-                    }
-                    None => out.push(ch),
-                }
-            }
-            None => out.push(ch),
-        }
-    }
-    out
+    try_scale_expr(expr, c).unwrap_or_else(|_| expr.to_owned())
 }
 
-/// `5m` or a subquery's `1h:5m` (the step may be empty), scaled.
-fn scale_range(inner: &str, c: &Compression) -> Option<String> {
-    let inner = inner.trim();
-    let (range, step) = match inner.split_once(':') {
-        Some((range, step)) => (range, Some(step)),
-        None => (inner, None),
+/// [`scale_expr`], or why `expr` cannot be scaled: it does not parse, or
+/// the scaled tree does not print back to PromQL that parses to the same
+/// tree (label matchers may come back sorted; that is all).
+pub fn try_scale_expr(expr: &str, c: &Compression) -> Result<String> {
+    let mut ast = promql::parse(expr)?;
+    scale_ast(&mut ast, c);
+    let printed = ast.to_string();
+    let mut again = promql::parse(&printed)
+        .with_context(|| format!("compressing `{}` printed `{printed}`", expr.trim()))?;
+    normalize(&mut ast);
+    normalize(&mut again);
+    if again != ast {
+        bail!(
+            "compressing `{}` printed `{printed}`, which reads back differently",
+            expr.trim()
+        );
+    }
+    Ok(printed)
+}
+
+/// Scales, on every node: a range selector's window, a subquery's range and
+/// step, and the offset of any selector or subquery, all with
+/// [`Compression::range`] and its floor. An offset is a distance back in
+/// time like a window, and is usually paired with one (`x[1h] offset 1h`
+/// is the hour before `x[1h]`): scaled alike, the two still abut.
+/// `@` timestamps are absolute times and stay as they are.
+pub fn scale_ast(ast: &mut Expr, c: &Compression) {
+    let offset = |o: &mut Option<Offset>| {
+        *o = match o.take() {
+            Some(Offset::Pos(d)) => Some(Offset::Pos(c.range(d))),
+            Some(Offset::Neg(d)) => Some(Offset::Neg(c.range(d))),
+            None => None,
+        };
     };
-    let range = format_duration(c.range(parse_duration(range).ok()?));
-    Some(match step {
-        None => range,
-        Some("") => format!("{range}:"),
-        Some(step) => format!(
-            "{range}:{}",
-            format_duration(c.range(parse_duration(step).ok()?))
-        ),
-    })
+    promql::for_each_node(ast, &mut |node| match node {
+        Expr::MatrixSelector(ms) => {
+            ms.range = c.range(ms.range);
+            offset(&mut ms.vs.offset);
+        }
+        Expr::VectorSelector(vs) => offset(&mut vs.offset),
+        Expr::Subquery(sq) => {
+            sq.range = c.range(sq.range);
+            sq.step = sq.step.map(|d| c.range(d));
+            offset(&mut sq.offset);
+        }
+        _ => {}
+    });
+}
+
+/// What printing may change without changing the meaning: the order of
+/// label matchers (printed sorted) and an empty `by ()` (printed as nothing).
+fn normalize(ast: &mut Expr) {
+    promql::for_each_node(ast, &mut |node| match node {
+        Expr::VectorSelector(vs) => vs.matchers.matchers.sort_by_key(ToString::to_string),
+        Expr::MatrixSelector(ms) => ms.vs.matchers.matchers.sort_by_key(ToString::to_string),
+        Expr::Aggregate(agg) => {
+            if matches!(&agg.modifier, Some(LabelModifier::Include(by)) if by.is_empty()) {
+                agg.modifier = None;
+            }
+        }
+        _ => {}
+    });
 }
 
 /// Rewrites one rule file (YAML text) on compressed time.
@@ -179,7 +192,7 @@ pub fn scale_rule_file(text: &str, c: &Compression) -> Result<String> {
         for rule in rules {
             if let Some(expr) = rule.get_mut("expr") {
                 let text = expr.as_str().context("expr is a string")?.to_owned();
-                *expr = Value::from(scale_expr(&text, c));
+                *expr = Value::from(try_scale_expr(&text, c)?);
             }
             if let Some(for_) = rule.get_mut("for") {
                 let d = parse_duration(for_.as_str().context("for: is a string")?)?;
@@ -188,7 +201,7 @@ pub fn scale_rule_file(text: &str, c: &Compression) -> Result<String> {
         }
     }
     let header = format!(
-        "# Generated by `cargo xtask deploy --compress-time {}` from deploy/monitoring/rules: every for:, range window and group interval divided by {} (xtask/src/alert_sim/compress.rs). Do not edit.\n",
+        "# Generated by `cargo xtask deploy --compress-time {}` from deploy/monitoring/rules: every for:, range window and group interval divided by {} (xtask/src/prom/compress.rs). Do not edit.\n",
         c.factor, c.factor
     );
     Ok(header + &serde_yaml_ng::to_string(&doc)?)
@@ -239,12 +252,13 @@ mod tests {
 
     #[test]
     fn windows_shrink_with_a_floor_and_strings_are_untouched() {
+        // Printed back by the parser: durations in Prometheus' own units.
         assert_eq!(
             scale_expr(
                 r#"sum by (job) (rate(x{route!~"/a[5m]"}[5m])) / rate(y[1d]) > 0"#,
                 &C30
             ),
-            r#"sum by (job) (rate(x{route!~"/a[5m]"}[10s])) / rate(y[2880s]) > 0"#
+            r#"sum by (job) (rate(x{route!~"/a[5m]"}[10s])) / rate(y[48m]) > 0"#
         );
         // 2m / 30 = 4 s, exactly the floor; 1m / 30 = 2 s is raised to it.
         assert_eq!(
@@ -253,17 +267,104 @@ mod tests {
         );
         assert_eq!(
             scale_expr("max_over_time(x[1h:5m])", &C30),
-            "max_over_time(x[120s:10s])"
+            "max_over_time(x[2m:10s])"
         );
-        assert_eq!(scale_expr("x[1h:]", &C30), "x[120s:]");
-        // Not a duration: left as is.
+        assert_eq!(scale_expr("x[1h:]", &C30), "x[2m:]");
+        // Not PromQL: left as is (Prometheus says why), and the error is there.
         assert_eq!(scale_expr("x[$window]", &C30), "x[$window]");
+        let error = format!("{:#}", try_scale_expr("x[$window]", &C30).unwrap_err());
+        assert!(error.contains("not valid PromQL"), "{error}");
     }
 
     #[test]
     fn odd_durations_keep_millisecond_precision() {
         let c = Compression { factor: 7, ..C30 };
-        assert_eq!(scale_expr("rate(x[1m])", &c), "rate(x[8571ms])");
+        assert_eq!(scale_expr("rate(x[1m])", &c), "rate(x[8s571ms])");
+    }
+
+    #[test]
+    fn offsets_shrink_like_windows_and_at_stays() {
+        assert_eq!(
+            scale_expr("rate(x[1h] offset 1h) - rate(x[1h])", &C30),
+            "rate(x[2m] offset 2m) - rate(x[2m])"
+        );
+        // Instant selectors, negative offsets, and the floor.
+        assert_eq!(
+            scale_expr("x offset 5m + y offset -1h + z offset 1m", &C30),
+            "x offset 10s + y offset -2m + z offset 4s"
+        );
+        // `@` is an absolute time: the window shrinks, the timestamp stays.
+        assert_eq!(
+            scale_expr("max_over_time(x[10m] @ start())", &C30),
+            "max_over_time(x[20s] @ start())"
+        );
+        assert_eq!(
+            scale_expr("rate(x[5m] @ 123 offset 5m) > x @ end()", &C30),
+            "rate(x[10s] @ 123.000 offset 10s) > x @ end()"
+        );
+    }
+
+    #[test]
+    fn subqueries_shrink_range_step_and_offset() {
+        assert_eq!(
+            scale_expr(
+                "max_over_time(deriv(rate(x[5m])[1h:1m])[1d:5m] offset 1h)",
+                &C30
+            ),
+            "max_over_time(deriv(rate(x[10s])[2m:4s])[48m:10s] offset 2m)"
+        );
+        assert_eq!(
+            scale_expr("quantile_over_time(0.9, (a + b)[30m:] @ 1700000000)", &C30),
+            "quantile_over_time(0.9, (a + b)[1m:] @ 1700000000.000)"
+        );
+    }
+
+    /// Scaling keeps the expression's structure: the same selectors, and
+    /// each window `w` in the same place now `c.range(w)`.
+    fn assert_same_structure(expr: &str, c: &Compression) {
+        let scaled = try_scale_expr(expr, c).unwrap();
+        // The printer sorts label matchers.
+        let sorted = |expr: &str| {
+            let mut selectors = promql::selectors(expr).unwrap();
+            for s in &mut selectors {
+                s.matchers.sort();
+            }
+            selectors
+        };
+        assert_eq!(sorted(&scaled), sorted(expr), "{expr} -> {scaled}");
+        let expected: Vec<Duration> = promql::ranges(expr)
+            .unwrap()
+            .into_iter()
+            .map(|d| c.range(d))
+            .collect();
+        assert_eq!(
+            promql::ranges(&scaled).unwrap(),
+            expected,
+            "{expr} -> {scaled}"
+        );
+    }
+
+    #[test]
+    fn scaling_keeps_selectors_and_the_place_of_every_window() {
+        for expr in [
+            r#"sum by (job) (rate(x{b="2", a=~"1|3"}[5m])) / ignoring (le) group_left () y > bool 0.5"#,
+            "topk(scalar(k offset 1h), -rate(y[1h] @ 100)) unless on () count_values(\"v\", z)",
+            "histogram_quantile(0.95, sum by (le) (rate(h_bucket[5m])))[1h:1m] offset 5m",
+            r#"label_replace(absent(m{job="a\"b"}), "dst", "$1", "src", "(.*)") or vector(1e-3)"#,
+            "sum by () (x) + avg without () (y) - 2 ^ -3 ^ 4",
+        ] {
+            assert_same_structure(expr, &C30);
+        }
+        let rules = crate::prom::rules::Rules::load(
+            &crate::util::project_root().join("deploy/monitoring/rules"),
+        )
+        .unwrap();
+        let mut checked = 0;
+        for (_, rule) in rules.rules() {
+            assert_same_structure(&rule.expr, &C30);
+            checked += 1;
+        }
+        assert!(checked > 20, "only {checked} rules");
     }
 
     #[test]

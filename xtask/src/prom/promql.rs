@@ -1,16 +1,19 @@
-//! Just enough PromQL to find the series selectors of an expression: the
-//! metric names and label matchers the live metric contract looks up.
+//! PromQL as a tree: the series selectors of an expression (the metric names
+//! and label matchers the live metric contract looks up), its range windows,
+//! and a walk over every node that `compress` uses to rewrite durations.
 //!
-//! Whether an expression *parses* is left to Prometheus' own parser (promtool
-//! runs over every rule and dashboard query); this module only has to walk
-//! valid PromQL. It lexes the expression and skips what is not a selector:
-//! function and aggregation names, the label lists of `by`/`without`/`on`/
-//! `ignoring`/`group_left`/`group_right`, range and subquery brackets,
-//! strings outside braces, numbers, durations and operators.
+//! Parsing is `promql-parser`'s, which follows Prometheus' grammar and type
+//! checks; promtool still runs over every rule and dashboard query, so a
+//! difference between the two parsers shows up there.
 
 use std::fmt;
+use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
+use promql_parser::label::{self, METRIC_NAME};
+use promql_parser::parser::{
+    self as pp, AggregateExpr, BinaryExpr, Expr, ParenExpr, SubqueryExpr, UnaryExpr, VectorSelector,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MatchOp {
@@ -31,10 +34,22 @@ impl MatchOp {
     }
 }
 
+impl From<&label::MatchOp> for MatchOp {
+    fn from(op: &label::MatchOp) -> Self {
+        match op {
+            label::MatchOp::Equal => MatchOp::Equal,
+            label::MatchOp::NotEqual => MatchOp::NotEqual,
+            label::MatchOp::Re(_) => MatchOp::Regex,
+            label::MatchOp::NotRe(_) => MatchOp::NotRegex,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Matcher {
     pub label: String,
     pub op: MatchOp,
+    /// The value as written (for a regex, the pattern, unanchored).
     pub value: String,
 }
 
@@ -53,12 +68,13 @@ impl fmt::Display for Matcher {
     }
 }
 
-/// One instant or range vector selector, without its range.
+/// One instant or range vector selector, without its range, offset or `@`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Selector {
     /// The metric name, from before the braces or from `__name__="…"`.
     pub metric: Option<String>,
-    /// The matchers inside the braces (a `__name__="…"` one excluded).
+    /// The matchers inside the braces (a `__name__="…"` one excluded), in
+    /// the order written.
     pub matchers: Vec<Matcher>,
 }
 
@@ -81,273 +97,116 @@ impl fmt::Display for Selector {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Token {
-    Ident(String),
-    Str(String),
-    /// Numbers and durations (`0.95`, `1e3`, `5m`, `Inf`).
-    Number,
-    Open(char),
-    Close(char),
-    Comma,
-    Op(String),
+impl TryFrom<&VectorSelector> for Selector {
+    type Error = anyhow::Error;
+
+    fn try_from(vs: &VectorSelector) -> Result<Self> {
+        if !vs.matchers.or_matchers.is_empty() {
+            bail!("`or` between label matchers ({vs}) is not Prometheus PromQL");
+        }
+        let mut metric = vs.name.clone();
+        let mut matchers = Vec::new();
+        for m in &vs.matchers.matchers {
+            let op = MatchOp::from(&m.op);
+            if m.name == METRIC_NAME && op == MatchOp::Equal {
+                metric.get_or_insert_with(|| m.value.clone());
+            } else {
+                matchers.push(Matcher {
+                    label: m.name.clone(),
+                    op,
+                    value: m.value.clone(),
+                });
+            }
+        }
+        Ok(Self { metric, matchers })
+    }
 }
 
-const AGGREGATIONS: &[&str] = &[
-    "sum",
-    "min",
-    "max",
-    "avg",
-    "group",
-    "stddev",
-    "stdvar",
-    "count",
-    "count_values",
-    "bottomk",
-    "topk",
-    "quantile",
-    "limitk",
-    "limit_ratio",
-];
-
-/// Keywords followed by a parenthesised list of label names.
-const LABEL_LIST_KEYWORDS: &[&str] = &[
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-];
-
-const KEYWORDS: &[&str] = &["and", "or", "unless", "bool", "offset", "atan2"];
-
-fn lex(expr: &str) -> Result<Vec<Token>> {
-    let chars: Vec<char> = expr.chars().collect();
-    let mut tokens = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            c if c.is_whitespace() => i += 1,
-            '#' => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-            }
-            '"' | '\'' | '`' => {
-                let (value, next) = lex_string(&chars, i)?;
-                tokens.push(Token::Str(value));
-                i = next;
-            }
-            '(' | '{' | '[' => {
-                tokens.push(Token::Open(c));
-                i += 1;
-            }
-            ')' | '}' | ']' => {
-                tokens.push(Token::Close(c));
-                i += 1;
-            }
-            ',' => {
-                tokens.push(Token::Comma);
-                i += 1;
-            }
-            c if c.is_ascii_digit()
-                || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) =>
-            {
-                // A number or a duration: digits, letters, dots, and the
-                // sign of a decimal exponent (`1e-3`).
-                let start = i;
-                i += 1;
-                while i < chars.len() {
-                    let d = chars[i];
-                    let exponent_sign = (d == '+' || d == '-')
-                        && matches!(chars[i - 1], 'e' | 'E')
-                        && chars[start..i - 1]
-                            .iter()
-                            .all(|c| c.is_ascii_digit() || *c == '.')
-                        && chars.get(i + 1).is_some_and(char::is_ascii_digit);
-                    if d.is_ascii_alphanumeric() || d == '.' || d == '_' || exponent_sign {
-                        i += 1;
-                    } else {
-                        break;
-                    }
-                }
-                tokens.push(Token::Number);
-            }
-            c if c.is_ascii_alphabetic() || c == '_' || c == ':' => {
-                let start = i;
-                while i < chars.len()
-                    && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
-                {
-                    i += 1;
-                }
-                let word: String = chars[start..i].iter().collect();
-                if word.eq_ignore_ascii_case("inf") || word.eq_ignore_ascii_case("nan") {
-                    tokens.push(Token::Number);
-                } else {
-                    tokens.push(Token::Ident(word));
-                }
-            }
-            '=' | '!' | '<' | '>' | '+' | '-' | '*' | '/' | '%' | '^' | '@' => {
-                let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
-                let op = if ["==", "!=", "=~", "!~", ">=", "<="].contains(&two.as_str()) {
-                    two
-                } else {
-                    c.to_string()
-                };
-                i += op.chars().count();
-                tokens.push(Token::Op(op));
-            }
-            other => bail!("unexpected character {other:?} in PromQL"),
-        }
-    }
-    Ok(tokens)
+/// Parses `expr` as PromQL; the error names the expression and the reason.
+pub fn parse(expr: &str) -> Result<Expr> {
+    pp::parse(expr).map_err(|reason| anyhow!("not valid PromQL: {reason}: `{}`", expr.trim()))
 }
 
-fn lex_string(chars: &[char], start: usize) -> Result<(String, usize)> {
-    let quote = chars[start];
-    let mut value = String::new();
-    let mut i = start + 1;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == quote {
-            return Ok((value, i + 1));
+/// Calls `visit` on every node of `ast`, parents before children, operands
+/// left to right: aggregations (their parameter too, as in `topk(scalar(k), x)`),
+/// unary and binary operations, parentheses, function arguments, subqueries,
+/// matrix and vector selectors, number and string literals.
+pub fn for_each_node(ast: &mut Expr, visit: &mut dyn FnMut(&mut Expr)) {
+    visit(ast);
+    match ast {
+        Expr::Aggregate(AggregateExpr { expr, param, .. }) => {
+            if let Some(param) = param {
+                for_each_node(param, visit);
+            }
+            for_each_node(expr, visit);
         }
-        if c == '\\' && quote != '`' {
-            let Some(&escaped) = chars.get(i + 1) else {
-                break;
-            };
-            value.push(match escaped {
-                'n' => '\n',
-                't' => '\t',
-                other => other,
-            });
-            i += 2;
-        } else {
-            value.push(c);
-            i += 1;
+        Expr::Binary(BinaryExpr { lhs, rhs, .. }) => {
+            for_each_node(lhs, visit);
+            for_each_node(rhs, visit);
         }
+        Expr::Unary(UnaryExpr { expr })
+        | Expr::Paren(ParenExpr { expr })
+        | Expr::Subquery(SubqueryExpr { expr, .. }) => for_each_node(expr, visit),
+        Expr::Call(call) => {
+            for arg in &mut call.args.args {
+                for_each_node(arg, visit);
+            }
+        }
+        // Leaves. The parser never builds an `Extension` (a node for
+        // callers' own expression types), so it has no children to visit.
+        Expr::MatrixSelector(_)
+        | Expr::VectorSelector(_)
+        | Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::Extension(_) => {}
     }
-    bail!("unterminated string in PromQL")
 }
 
 /// Every selector of `expr`, in order of appearance (duplicates removed).
 pub fn selectors(expr: &str) -> Result<Vec<Selector>> {
-    let tokens = lex(expr)?;
-    let mut depth = 0i32;
-    for token in &tokens {
-        match token {
-            Token::Open(_) => depth += 1,
-            Token::Close(_) => depth -= 1,
-            _ => {}
+    let mut ast = parse(expr)?;
+    let mut found: Vec<Result<Selector>> = Vec::new();
+    for_each_node(&mut ast, &mut |node| {
+        let vs = match node {
+            Expr::VectorSelector(vs) => vs,
+            Expr::MatrixSelector(ms) => &ms.vs,
+            _ => return,
+        };
+        let selector = Selector::try_from(&*vs);
+        if !found
+            .iter()
+            .any(|s| matches!((s, &selector), (Ok(a), Ok(b)) if a == b))
+        {
+            found.push(selector);
         }
-        if depth < 0 {
-            bail!("unbalanced brackets in PromQL");
-        }
-    }
-    if depth != 0 {
-        bail!("unbalanced brackets in PromQL");
-    }
-    let mut found: Vec<Selector> = Vec::new();
-    let mut i = 0;
-    while i < tokens.len() {
-        match &tokens[i] {
-            Token::Ident(word) => {
-                let next = tokens.get(i + 1);
-                if LABEL_LIST_KEYWORDS.contains(&word.as_str()) {
-                    i = if next == Some(&Token::Open('(')) {
-                        skip_group(&tokens, i + 1)?
-                    } else {
-                        i + 1
-                    };
-                } else if next == Some(&Token::Open('('))
-                    || AGGREGATIONS.contains(&word.as_str())
-                    || KEYWORDS.contains(&word.as_str())
-                {
-                    // A function or aggregation call, or a binary keyword.
-                    i += 1;
-                } else if next == Some(&Token::Open('{')) {
-                    let (matchers, after) = parse_matchers(&tokens, i + 1)?;
-                    push(&mut found, Some(word.clone()), matchers);
-                    i = after;
-                } else {
-                    push(&mut found, Some(word.clone()), Vec::new());
-                    i += 1;
-                }
-            }
-            Token::Open('{') => {
-                let (matchers, after) = parse_matchers(&tokens, i)?;
-                push(&mut found, None, matchers);
-                i = after;
-            }
-            // Ranges, subqueries: `[5m]`, `[15m:1m]`.
-            Token::Open('[') => i = skip_group(&tokens, i)?,
-            _ => i += 1,
+    });
+    found.into_iter().collect()
+}
+
+/// The metric names `expr` selects (a recording rule's output among them),
+/// in order of appearance, each once.
+pub fn metric_names(expr: &str) -> Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    for name in selectors(expr)?.into_iter().filter_map(|s| s.metric) {
+        if !names.contains(&name) {
+            names.push(name);
         }
     }
+    Ok(names)
+}
+
+/// The range windows of `expr`, in order of appearance: each range
+/// selector's `[w]` and each subquery's range (`[w:step]`). Steps, offsets
+/// and `@` timestamps are not windows and are left out.
+pub fn ranges(expr: &str) -> Result<Vec<Duration>> {
+    let mut ast = parse(expr)?;
+    let mut found = Vec::new();
+    for_each_node(&mut ast, &mut |node| match node {
+        Expr::MatrixSelector(ms) => found.push(ms.range),
+        Expr::Subquery(sq) => found.push(sq.range),
+        _ => {}
+    });
     Ok(found)
-}
-
-fn push(found: &mut Vec<Selector>, metric: Option<String>, matchers: Vec<Matcher>) {
-    let (names, matchers): (Vec<Matcher>, Vec<Matcher>) = matchers
-        .into_iter()
-        .partition(|m| m.label == "__name__" && m.op == MatchOp::Equal);
-    let metric = metric.or_else(|| names.into_iter().next().map(|m| m.value));
-    let selector = Selector { metric, matchers };
-    if !found.contains(&selector) {
-        found.push(selector);
-    }
-}
-
-/// Index after the bracket group opening at `open`.
-fn skip_group(tokens: &[Token], open: usize) -> Result<usize> {
-    let mut depth = 0usize;
-    for (i, token) in tokens.iter().enumerate().skip(open) {
-        match token {
-            Token::Open(_) => depth += 1,
-            Token::Close(_) => {
-                depth -= 1;
-                if depth == 0 {
-                    return Ok(i + 1);
-                }
-            }
-            _ => {}
-        }
-    }
-    bail!("unbalanced brackets in PromQL")
-}
-
-/// Parses `{label op "value", …}` starting at the `{`; returns the matchers
-/// and the index after the `}`.
-fn parse_matchers(tokens: &[Token], open: usize) -> Result<(Vec<Matcher>, usize)> {
-    let mut matchers = Vec::new();
-    let mut i = open + 1;
-    loop {
-        match tokens.get(i) {
-            Some(Token::Close('}')) => return Ok((matchers, i + 1)),
-            Some(Token::Comma) => i += 1,
-            Some(Token::Ident(label)) => {
-                let op = match tokens.get(i + 1) {
-                    Some(Token::Op(op)) if op == "=" => MatchOp::Equal,
-                    Some(Token::Op(op)) if op == "!=" => MatchOp::NotEqual,
-                    Some(Token::Op(op)) if op == "=~" => MatchOp::Regex,
-                    Some(Token::Op(op)) if op == "!~" => MatchOp::NotRegex,
-                    other => bail!("expected a match operator after `{label}`, found {other:?}"),
-                };
-                let Some(Token::Str(value)) = tokens.get(i + 2) else {
-                    bail!("expected a quoted value after `{label}{}`", op.as_str());
-                };
-                matchers.push(Matcher {
-                    label: label.clone(),
-                    op,
-                    value: value.clone(),
-                });
-                i += 3;
-            }
-            other => bail!("unexpected {other:?} in label matchers"),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -407,9 +266,58 @@ mod tests {
     }
 
     #[test]
+    fn offsets_and_at_modifiers_are_not_selectors() {
+        assert_eq!(
+            shown(r#"rate(x{job="a"}[5m] offset 1h) - rate(x{job="a"}[5m] offset -30m)"#),
+            [r#"x{job="a"}"#]
+        );
+        assert_eq!(
+            shown("max_over_time(y[10m] @ start()) / z @ end() + w @ 123"),
+            ["y", "z", "w"]
+        );
+        assert_eq!(
+            ranges("rate(x[5m] offset 1h) + y @ 123").unwrap(),
+            [Duration::from_secs(300)]
+        );
+    }
+
+    #[test]
+    fn subqueries_and_aggregation_parameters_are_walked() {
+        let expr = "max_over_time(rate(a[5m])[1h:30s] offset 10m) + topk(scalar(k), -sum_over_time(b[2m:]))";
+        assert_eq!(shown(expr), ["a", "k", "b"]);
+        assert_eq!(
+            ranges(expr).unwrap(),
+            [
+                Duration::from_secs(3600),
+                Duration::from_secs(300),
+                Duration::from_secs(120),
+            ]
+        );
+        assert_eq!(
+            metric_names("r:x:rate5m / ignoring (le) r:x:rate5m + on () vector(1) * q").unwrap(),
+            ["r:x:rate5m", "q"]
+        );
+        assert!(metric_names(r#"{job="a"}"#).unwrap().is_empty());
+    }
+
+    #[test]
     fn rejects_broken_input() {
         assert!(selectors("sum(rate(x[5m])").is_err());
         assert!(selectors(r#"x{job="unterminated}"#).is_err());
         assert!(selectors("x{job}").is_err());
+        // Type checks too: rate() takes a range vector.
+        assert!(selectors("rate(x)").is_err());
+    }
+
+    #[test]
+    fn a_parse_error_names_the_expression_and_the_reason() {
+        let message = format!("{:#}", selectors("rate(x[5m]) +").unwrap_err());
+        assert!(message.starts_with("not valid PromQL: "), "{message}");
+        assert!(message.ends_with(": `rate(x[5m]) +`"), "{message}");
+        let message = format!("{:#}", selectors("rate(x)").unwrap_err());
+        assert_eq!(
+            message,
+            "not valid PromQL: expected type matrix in call to function 'rate', got vector: `rate(x)`"
+        );
     }
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 /// The severities Alertmanager routes, and the receiver each goes to
-/// (TARGET.md §6).
+/// (docs/contracts.md).
 pub const SEVERITY_RECEIVERS: &[(&str, &str)] = &[
     ("critical", "pagerduty"),
     ("warning", "slack"),

@@ -14,7 +14,7 @@ use super::launch::{self, DEFAULT_TIMINGS, Timings};
 use super::ports::PlannedStack;
 use super::postgres::Postgres;
 use super::{Component, Stack, api, backup, prerequisites};
-use crate::util::{progress, project_root, wait_for};
+use crate::util::{progress, wait_for};
 use crate::{prom, say};
 
 /// What to deploy, and where.
@@ -125,30 +125,6 @@ pub fn reconcile(stack: &Stack, component: Component, timings: &Timings) -> Resu
             stack.log_tail(component, 30)
         )
     })
-}
-
-/// A component's settings from `deploy/local/<component>.env` (KEY=VALUE lines).
-pub fn env_template(component: Component) -> Result<Vec<(String, String)>> {
-    let path = project_root()
-        .join("deploy/local")
-        .join(format!("{component}.env"));
-    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(|line| {
-            line.split_once('=')
-                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                .with_context(|| format!("{}: `{line}` is not KEY=VALUE", path.display()))
-        })
-        .collect()
-}
-
-/// Where `cargo build --release` puts the workspace's binaries.
-pub fn release_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| project_root().join("target"), PathBuf::from)
-        .join("release")
 }
 
 /// Stops every component, last started first.

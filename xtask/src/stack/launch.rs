@@ -1,12 +1,12 @@
 //! How each component of the local stack is launched and probed.
 
+use std::fs;
 use std::hash::{Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use super::deploy::{env_template, release_dir};
 use super::postgres::{KNOWLEDGE_DATABASE, Postgres};
 use super::template::{self, Vars};
 use super::{Component, Probe, Stack};
@@ -91,6 +91,30 @@ impl Launch {
             fingerprint: format!("{:016x}", hasher.finish()),
         }
     }
+}
+
+/// A component's settings from `deploy/local/<component>.env` (KEY=VALUE lines).
+pub fn env_template(component: Component) -> Result<Vec<(String, String)>> {
+    let path = project_root()
+        .join("deploy/local")
+        .join(format!("{component}.env"));
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            line.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .with_context(|| format!("{}: `{line}` is not KEY=VALUE", path.display()))
+        })
+        .collect()
+}
+
+/// Where `cargo build --release` puts the workspace's binaries.
+pub fn release_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| project_root().join("target"), PathBuf::from)
+        .join("release")
 }
 
 /// A workspace binary, named after its component.

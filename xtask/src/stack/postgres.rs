@@ -309,7 +309,7 @@ impl<'a> Postgres<'a> {
     }
 
     /// The newest backup of each kind, as Prometheus text for the
-    /// Pushgateway (the names of TARGET.md §4), from `pgbackrest info`.
+    /// Pushgateway (docs/contracts.md, "Metrics"), from `pgbackrest info`.
     pub fn backup_metrics(&self) -> Result<String> {
         let info: serde_json::Value =
             serde_json::from_str(&self.pgbackrest(&["info", "--output=json"])?)?;

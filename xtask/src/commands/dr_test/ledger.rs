@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::stack::deploy::release_dir;
+use crate::stack::launch::release_dir;
 use crate::stack::{Component, Stack};
 
 /// One acknowledged task: its id and when it was sent and acknowledged

@@ -35,8 +35,8 @@ use self::scenarios::{SCENARIOS, Scenario};
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Without --state-dir it deploys a throwaway stack (its ports are in \
-docs/contracts.md, \"Port plan\"), runs the drills and tears it down. With --state-dir it drills \
+    after_help = "Without --state-dir it deploys a throwaway stack on its planned ports (see \
+docs/contracts.md), runs the drills and tears it down. With --state-dir it drills \
 that stack: its data is destroyed and restored for real.\n\nExamples:\n  \
 cargo xtask dr-test --list\n  \
 cargo xtask dr-test                                 every scenario, throwaway stack\n  \
@@ -196,7 +196,11 @@ fn run_scenarios(
             scenario.name,
             scenario.summary
         );
-        let result = report::ScenarioReport::from_run(scenario, (scenario.run)(&drill));
+        let result = report::ScenarioReport::from_run(
+            scenario.name,
+            scenario.summary,
+            (scenario.run)(&drill),
+        );
         say!("   {}", result.one_line());
         report.scenarios.push(result);
     }

@@ -9,7 +9,6 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::Verdict;
-use super::scenarios::Scenario;
 use crate::say;
 
 /// The seed's targets and ours.
@@ -78,7 +77,8 @@ pub struct ScenarioReport {
 }
 
 impl ScenarioReport {
-    pub fn from_run(scenario: &Scenario, run: Result<Outcome>) -> Self {
+    /// The report of one drill, `name` (`summary`), from how its run ended.
+    pub fn from_run(name: &'static str, summary: &'static str, run: Result<Outcome>) -> Self {
         let (mut outcome, mut reasons) = match run {
             Ok(outcome) => (outcome, Vec::new()),
             Err(error) => (Outcome::default(), vec![format!("{error:#}")]),
@@ -112,8 +112,8 @@ impl ScenarioReport {
             ));
         }
         Self {
-            name: scenario.name,
-            summary: scenario.summary,
+            name,
+            summary,
             phases: outcome.phases,
             rto_seconds: outcome.rto.map(|d| d.as_secs_f64()),
             rpo_seconds: outcome.rpo.map(|d| d.as_secs_f64()),
