@@ -1,28 +1,68 @@
-//! octollm-load: load generators for the orchestrator and the reflex layer.
+//! octollm-load: the load-testing engine of the OctoLLM services.
 //!
-//! `--concurrency` clients each submit a task, long-poll it to a terminal
-//! state, and repeat, until `--tasks` tasks have finished. It reports
-//! throughput, end-to-end latency percentiles (HDR histogram) and, from the
-//! orchestrator's own `/metrics`, the CPU seconds it spent per task.
+//! `run` drives tasks through the orchestrator (open or closed model,
+//! ramps, knee finding), keeps a ledger of acknowledged tasks, judges
+//! k6-style thresholds and writes a report with plots. `http` is the same
+//! open-model scheduler against one endpoint (for comparisons with k6 and
+//! wrk), `serve-mock` a cheap endpoint for it. `tasks`, `reflex` and
+//! `ledger` are the earlier single-purpose generators, kept as they were.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
 use clap::Parser;
-use hdrhistogram::Histogram;
-use serde_json::{Value, json};
-use tokio::sync::Mutex;
+
+mod dbcheck;
+mod engine;
+mod httpbench;
+mod ledger;
+mod mix;
+mod mock;
+mod profile;
+mod progress;
+mod reflex;
+mod report;
+mod sampler;
+mod stats;
+mod tasks;
+mod threshold;
+
+const ABOUT: &str = "Load generators and load-testing engine for the OctoLLM services";
+
+const LONG_ABOUT: &str = "\
+Load generators and load-testing engine for the OctoLLM services.
+
+`run` is the engine: open model (constant or ramping arrival rate, latency measured from
+each arrival's scheduled time) or closed model (virtual users), a ledger of every
+acknowledged task checked through the API at the end (lost, stuck), k6-style thresholds,
+live progress on stderr, the JSON summary on stdout and a report (JSON, Markdown, SVG and
+PNG plots) in --out.
+
+Exit codes (run, http, report): 0 passed, 1 a threshold failed, 2 usage, 3 the tool failed.
+
+Examples:
+  octollm-load run --token-file token --out target/load-test/smoke --rate 50 --duration 30s \\
+      --threshold 'p95<5s' --threshold 'errors<0.1%' --threshold 'lost==0'
+  octollm-load run --token-file token --out out/ramp --stages 30s:100,60s:1000
+  octollm-load run --token-file token --out out/knee --find-knee --knee-start 100 --knee-step 100
+  octollm-load http --url http://127.0.0.1:18080/ --rate 20000 --duration 20s --connections 64
+  octollm-load serve-mock --listen 127.0.0.1:18080
+  octollm-load report --dir out/ramp --server-metrics server.json";
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "octollm-load",
-    about = "Load generators for the OctoLLM services; each prints a JSON report"
-)]
+#[command(name = "octollm-load", version, about = ABOUT, long_about = LONG_ABOUT)]
 enum Cli {
-    /// Closed model: clients submit tasks and long-poll them, back to back.
-    Tasks(Args),
+    /// The load-testing engine: tasks through the orchestrator's API, open or closed model.
+    Run(Box<engine::RunArgs>),
+    /// Open-model fixed-rate requests to one endpoint (compare with k6, wrk).
+    Http(Box<httpbench::HttpArgs>),
+    /// A tiny HTTP target answering GET / for generator comparisons.
+    ServeMock(mock::MockArgs),
+    /// Render an existing report again, e.g. adding server-side figures.
+    Report(ReportArgs),
+    /// Closed model benchmark of `cargo xtask bench`: clients submit tasks and
+    /// long-poll them, back to back.
+    Tasks(tasks::Args),
     /// Open model: POST /v1/reflex/check at a fixed rate, every text unique
     /// (cache misses); latency measured from each request's scheduled time.
     Reflex(reflex::ReflexArgs),
@@ -31,165 +71,126 @@ enum Cli {
     Ledger(ledger::LedgerArgs),
 }
 
-mod ledger;
-mod reflex;
-
 #[derive(clap::Args, Debug)]
-struct Args {
-    /// Orchestrator base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8000")]
-    url: String,
-    /// File holding the API bearer token.
+struct ReportArgs {
+    /// The directory holding report.json.
     #[arg(long)]
-    token_file: std::path::PathBuf,
-    /// Tasks to complete in the measured phase.
-    #[arg(long, default_value_t = 2000)]
-    tasks: u64,
-    /// Tasks to complete first, unmeasured (connections, caches, JIT of the DB plan cache).
-    #[arg(long, default_value_t = 200)]
-    warmup: u64,
-    /// Clients running at once.
-    #[arg(long, default_value_t = 32)]
-    concurrency: u64,
+    dir: PathBuf,
+    /// JSON of server-side figures to put into the report.
+    #[arg(long)]
+    server_metrics: Option<PathBuf>,
 }
 
-struct Run {
-    latency_us: Histogram<u64>,
-    failed: u64,
+/// How a run ended, when the tool itself worked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    Failed,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    match Cli::parse() {
-        Cli::Tasks(args) => tasks(args).await,
-        Cli::Reflex(args) => reflex::run(args).await,
-        Cli::Ledger(args) => ledger::run(args).await,
+/// Why the tool could not do its job.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad flags or unreadable input files: exit 2.
+    Usage(String),
+    /// The tool failed (cannot connect, cannot write): exit 3.
+    Tool(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Tool(e)
     }
 }
 
-async fn tasks(args: Args) -> Result<()> {
-    let token = std::fs::read_to_string(&args.token_file)
-        .with_context(|| format!("reading {}", args.token_file.display()))?
-        .trim()
-        .to_owned();
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(usize::try_from(args.concurrency).unwrap_or(64))
-        .timeout(Duration::from_secs(60))
-        .build()?;
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+}
 
-    run(&http, &args, &token, args.warmup).await?;
-    let cpu_before = process_cpu_seconds(&http, &args.url).await?;
-    let started = Instant::now();
-    let measured = run(&http, &args, &token, args.tasks).await?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu_after = process_cpu_seconds(&http, &args.url).await?;
+fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "octollm-load: {line}");
+}
 
-    let h = &measured.latency_us;
-    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    let report = json!({
-        "tasks": args.tasks,
-        "failed": measured.failed,
-        "concurrency": args.concurrency,
-        "elapsed_s": elapsed,
-        "throughput_tasks_per_s": args.tasks as f64 / elapsed,
-        "latency_ms": { "p50": ms(0.50), "p90": ms(0.90), "p95": ms(0.95), "p99": ms(0.99), "max": h.max() as f64 / 1000.0 },
-        "orchestrator_cpu_ms_per_task": (cpu_after - cpu_before) * 1000.0 / args.tasks as f64,
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let threads = match &cli {
+        Cli::Run(a) => a.threads,
+        Cli::Http(a) => a.threads,
+        Cli::ServeMock(a) => a.threads,
+        Cli::Report(_) => 1,
+        Cli::Tasks(_) | Cli::Reflex(_) | Cli::Ledger(_) => 2,
+    };
+    if threads == 0 || threads > 64 {
+        say("--threads must be between 1 and 64");
+        return ExitCode::from(2);
+    }
+    let rt = match runtime(threads) {
+        Ok(rt) => rt,
+        Err(e) => {
+            say(&format!("cannot start the runtime: {e}"));
+            return ExitCode::from(3);
+        }
+    };
+    let result = rt.block_on(async {
+        match cli {
+            Cli::Run(args) => engine::run(*args).await,
+            Cli::Http(args) => httpbench::run(*args).await,
+            Cli::ServeMock(args) => mock::serve(args).await,
+            Cli::Report(args) => rerender(args),
+            // The earlier generators keep their contract: exit 1 on any error.
+            Cli::Tasks(args) => legacy(tasks::tasks(args).await),
+            Cli::Reflex(args) => legacy(reflex::run(args).await),
+            Cli::Ledger(args) => legacy(ledger::run(args).await),
+        }
     });
-    #[allow(clippy::print_stdout)]
-    {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    }
-    if measured.failed > 0 {
-        bail!("{} tasks did not succeed", measured.failed);
-    }
-    Ok(())
-}
-
-async fn run(http: &reqwest::Client, args: &Args, token: &str, tasks: u64) -> Result<Run> {
-    let remaining = Arc::new(AtomicU64::new(tasks));
-    let results = Arc::new(Mutex::new(Run {
-        latency_us: Histogram::new_with_bounds(1, 600_000_000, 3)?,
-        failed: 0,
-    }));
-    let mut clients = Vec::new();
-    for _ in 0..args.concurrency {
-        let (http, url, token) = (http.clone(), args.url.clone(), token.to_owned());
-        let (remaining, results) = (remaining.clone(), results.clone());
-        clients.push(tokio::spawn(async move {
-            while remaining
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok()
-            {
-                let started = Instant::now();
-                let ok = one_task(&http, &url, &token).await?;
-                let mut results = results.lock().await;
-                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                results.latency_us.saturating_record(micros.max(1));
-                if !ok {
-                    results.failed += 1;
-                }
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for client in clients {
-        client.await??;
-    }
-    let results = Arc::try_unwrap(results)
-        .map_err(|_| anyhow::anyhow!("clients still running"))?
-        .into_inner();
-    Ok(results)
-}
-
-/// Submits one task and long-polls it; true when it succeeded.
-async fn one_task(http: &reqwest::Client, url: &str, token: &str) -> Result<bool> {
-    let response = http
-        .post(format!("{url}/v1/tasks"))
-        .bearer_auth(token)
-        .json(&json!({ "goal": "Benchmark task: answer briefly." }))
-        .send()
-        .await?;
-    if response.status() != 202 {
-        bail!(
-            "submit answered {}: {}",
-            response.status(),
-            response.text().await?
-        );
-    }
-    let accepted: Value = response.json().await?;
-    let id = accepted["task_id"]
-        .as_str()
-        .context("no task_id")?
-        .to_owned();
-    loop {
-        let task: Value = http
-            .get(format!("{url}/v1/tasks/{id}?wait=30"))
-            .bearer_auth(token)
-            .send()
-            .await?
-            .json()
-            .await?;
-        match task["status"].as_str() {
-            Some("queued" | "running") => continue,
-            Some(status) => return Ok(status == "succeeded"),
-            None => bail!("unexpected answer: {task}"),
+    // Iterations still parked on long polls are not waited for.
+    rt.shutdown_background();
+    match result {
+        Ok(Outcome::Passed) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(Failure::Usage(msg)) => {
+            say(&format!("usage: {msg}"));
+            ExitCode::from(2)
+        }
+        Err(Failure::Tool(e)) => {
+            say(&format!("{e:#}"));
+            ExitCode::from(3)
         }
     }
 }
 
-async fn process_cpu_seconds(http: &reqwest::Client, url: &str) -> Result<f64> {
-    let text = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("process_cpu_seconds_total ")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .context("orchestrator /metrics has no process_cpu_seconds_total")
+fn legacy(result: anyhow::Result<()>) -> Result<Outcome, Failure> {
+    match result {
+        Ok(()) => Ok(Outcome::Passed),
+        Err(e) => {
+            say(&format!("{e:#}"));
+            Ok(Outcome::Failed)
+        }
+    }
+}
+
+fn rerender(args: ReportArgs) -> Result<Outcome, Failure> {
+    let metrics = match &args.server_metrics {
+        Some(p) => {
+            Some(report::read_server_metrics(p).map_err(|e| Failure::Usage(format!("{e:#}")))?)
+        }
+        None => None,
+    };
+    let data = report::rerender(&args.dir, metrics)?;
+    report::print_summary(&data)?;
+    Ok(if data.passed {
+        Outcome::Passed
+    } else {
+        Outcome::Failed
+    })
 }
