@@ -1,5 +1,6 @@
 //! Real PostgreSQL 15 and Redis 7 for integration tests, through
-//! [testcontainers](https://docs.rs/testcontainers).
+//! [testcontainers](https://docs.rs/testcontainers), and a service binary
+//! run as a child process ([`service`]: free port, `/health`, `/metrics`).
 //!
 //! Use this crate as a dev-dependency only. The images are local ones,
 //! `localhost/octollm/postgres:15` and `localhost/octollm/redis:7`, built
@@ -25,10 +26,13 @@ use std::{
     fmt,
     future::Future,
     hash::{BuildHasher, RandomState},
-    net::TcpListener,
     sync::{Arc, OnceLock, mpsc},
     time::{Duration, Instant},
 };
+
+pub mod service;
+
+pub use service::{ServiceError, ServiceProcess, free_port, sample, scrape};
 
 use testcontainers::{
     ContainerAsync, GenericImage, ImageExt, TestcontainersError,
@@ -101,14 +105,20 @@ pub enum TestEnvError {
 
 impl fmt::Debug for TestEnvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self}")?;
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            write!(f, "\n  caused by: {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
+        write_with_causes(self, f)
     }
+}
+
+/// An error's text, then each of its causes on a line of its own: what a
+/// failing test that returns `Result<_, Box<dyn Error>>` should show.
+fn write_with_causes(err: &dyn std::error::Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(f, "{err}")?;
+    let mut source = err.source();
+    while let Some(cause) = source {
+        write!(f, "\n  caused by: {cause}")?;
+        source = cause.source();
+    }
+    Ok(())
 }
 
 /// A PostgreSQL 15 server in a container, removed when dropped.
@@ -255,7 +265,8 @@ impl Managed {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let port = free_port()?;
+            let port = free_port()
+                .map_err(|e| TestEnvError::Local(format!("no free port on 127.0.0.1: {e}")))?;
             let mut request = GenericImage::new(name, tag)
                 .with_wait_for(ready.clone())
                 .with_mapped_port(port, ContainerPort::Tcp(container_port))
@@ -463,14 +474,6 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await?;
     Ok(response)
-}
-
-/// A port that is free on 127.0.0.1 right now.
-fn free_port() -> Result<u16, TestEnvError> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|e| TestEnvError::Local(format!("no free port on 127.0.0.1: {e}")))
 }
 
 /// Publishes the port on 127.0.0.1 only, not on every host address.

@@ -8,7 +8,9 @@ use arm_protocol::ArmKind;
 use serde_json::{Value, json};
 
 use crate::fake_arm::{ArmSet, Mode, default_plan};
-use crate::harness::{Orchestrator, postgres, sample};
+use test_support::sample;
+
+use crate::harness::{Orchestrator, postgres};
 
 /// No LLM is called when arms are configured; nothing listens here.
 const NO_LLM: &str = "http://127.0.0.1:9/v1";
@@ -19,27 +21,22 @@ async fn start(pg_url: &str, arms: &ArmSet, args: &[&str]) -> Orchestrator {
     let orch = Orchestrator::start_with_env(pg_url, NO_LLM, args, &env).await;
     orch.wait_ready(Duration::from_secs(30)).await;
     for (kind, _) in &arms.arms {
-        wait_metric(
-            &orch,
-            &format!("octollm_arm_available{{arm=\"{}\"}}", kind.name()),
-            1.0,
-        )
-        .await;
+        wait_metric(&orch, "octollm_arm_available", &[("arm", kind.name())], 1.0).await;
     }
     orch
 }
 
-/// Waits until `series` reads `value` on /metrics.
-async fn wait_metric(orch: &Orchestrator, series: &str, value: f64) {
+/// Waits until the sample `name{labels}` reads `value` on /metrics.
+async fn wait_metric(orch: &Orchestrator, name: &str, labels: &[(&str, &str)], value: f64) {
     let started = Instant::now();
     loop {
         let metrics = orch.metrics().await;
-        if sample(&metrics, series) == Some(value) {
+        if sample(&metrics, name, labels) == Some(value) {
             return;
         }
         assert!(
             started.elapsed() < Duration::from_secs(20),
-            "{series} never became {value}; metrics:\n{metrics}"
+            "{name}{labels:?} never became {value}; metrics:\n{metrics}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -193,38 +190,32 @@ async fn a_task_flows_planner_then_parallel_steps_then_guardian_and_judge() {
         "guardian",
         "judge",
     ] {
-        let series = |name: &str| format!("{name}{{arm=\"{arm}\"}}");
+        let of_arm = [("arm", arm)];
+        let requests = |status| {
+            sample(
+                &metrics,
+                "octollm_arm_requests_total",
+                &[("arm", arm), ("status", status)],
+            )
+        };
+        assert_eq!(requests("ok"), Some(1.0), "{arm}\n{metrics}");
+        assert_eq!(requests("error"), Some(0.0), "{arm}");
         assert_eq!(
             sample(
                 &metrics,
-                &format!("octollm_arm_requests_total{{arm=\"{arm}\",status=\"ok\"}}")
-            ),
-            Some(1.0),
-            "{arm}\n{metrics}"
-        );
-        assert_eq!(
-            sample(
-                &metrics,
-                &format!("octollm_arm_requests_total{{arm=\"{arm}\",status=\"error\"}}")
-            ),
-            Some(0.0),
-            "{arm}"
-        );
-        assert_eq!(
-            sample(
-                &metrics,
-                &series("octollm_arm_request_duration_seconds_count")
+                "octollm_arm_request_duration_seconds_count",
+                &of_arm
             ),
             Some(1.0),
             "{arm}"
         );
         assert_eq!(
-            sample(&metrics, &series("octollm_arm_available")),
+            sample(&metrics, "octollm_arm_available", &of_arm),
             Some(1.0),
             "{arm}"
         );
         assert_eq!(
-            sample(&metrics, &series("octollm_arm_circuit_state")),
+            sample(&metrics, "octollm_arm_circuit_state", &of_arm),
             Some(0.0),
             "{arm}"
         );
@@ -270,20 +261,25 @@ async fn a_killed_arm_opens_its_circuit_fails_tasks_fast_and_recovers() {
     }
     let metrics = orch.metrics().await;
     assert_eq!(
-        sample(&metrics, "octollm_arm_circuit_state{arm=\"retriever\"}"),
+        sample(
+            &metrics,
+            "octollm_arm_circuit_state",
+            &[("arm", "retriever")]
+        ),
         Some(2.0),
         "{metrics}"
     );
     assert!(
         sample(
             &metrics,
-            "octollm_arm_requests_total{arm=\"retriever\",status=\"error\"}"
+            "octollm_arm_requests_total",
+            &[("arm", "retriever"), ("status", "error")]
         )
         .unwrap()
             >= 2.0,
         "{metrics}"
     );
-    wait_metric(&orch, "octollm_arm_available{arm=\"retriever\"}", 0.0).await;
+    wait_metric(&orch, "octollm_arm_available", &[("arm", "retriever")], 0.0).await;
 
     // While it is down, a task needing it fails fast, naming the arm.
     let submitted = Instant::now();
@@ -310,8 +306,14 @@ async fn a_killed_arm_opens_its_circuit_fails_tasks_fast_and_recovers() {
     // It comes back: available again, its circuit closes, tasks succeed.
     retriever.set_mode(Mode::Ok);
     retriever.revive().await;
-    wait_metric(&orch, "octollm_arm_available{arm=\"retriever\"}", 1.0).await;
-    wait_metric(&orch, "octollm_arm_circuit_state{arm=\"retriever\"}", 0.0).await;
+    wait_metric(&orch, "octollm_arm_available", &[("arm", "retriever")], 1.0).await;
+    wait_metric(
+        &orch,
+        "octollm_arm_circuit_state",
+        &[("arm", "retriever")],
+        0.0,
+    )
+    .await;
     let id = orch
         .submit(json!({"goal": "after the retriever came back"}))
         .await;
@@ -328,7 +330,13 @@ async fn a_failing_instance_is_retried_then_fails_over_to_its_twin() {
     first.set_mode(Mode::Fail);
     // A long cool-down: the open circuit must still refuse the second task.
     let orch = start(&pg.url(), &arms, &["--arm-circuit-cool-down", "60s"]).await;
-    wait_metric(&orch, "octollm_arm_available{arm=\"retriever-2\"}", 1.0).await;
+    wait_metric(
+        &orch,
+        "octollm_arm_available",
+        &[("arm", "retriever-2")],
+        1.0,
+    )
+    .await;
 
     let id = orch.submit(json!({"goal": "fail over"})).await;
     let task = orch.wait_terminal(&id, Duration::from_secs(20)).await;
@@ -347,13 +355,18 @@ async fn a_failing_instance_is_retried_then_fails_over_to_its_twin() {
     assert_eq!(
         sample(
             &metrics,
-            "octollm_arm_requests_total{arm=\"retriever\",status=\"error\"}"
+            "octollm_arm_requests_total",
+            &[("arm", "retriever"), ("status", "error")]
         ),
         Some(2.0),
         "{metrics}"
     );
     assert_eq!(
-        sample(&metrics, "octollm_arm_circuit_state{arm=\"retriever\"}"),
+        sample(
+            &metrics,
+            "octollm_arm_circuit_state",
+            &[("arm", "retriever")]
+        ),
         Some(2.0),
         "{metrics}"
     );
@@ -367,7 +380,8 @@ async fn a_failing_instance_is_retried_then_fails_over_to_its_twin() {
     assert!(
         sample(
             &metrics,
-            "octollm_arm_requests_total{arm=\"retriever\",status=\"circuit_open\"}"
+            "octollm_arm_requests_total",
+            &[("arm", "retriever"), ("status", "circuit_open")]
         )
         .unwrap()
             >= 1.0,
@@ -397,13 +411,18 @@ async fn a_refused_step_is_neither_retried_nor_failed_over() {
     let series = |status: &str| {
         sample(
             &metrics,
-            &format!("octollm_arm_requests_total{{arm=\"retriever\",status=\"{status}\"}}"),
+            "octollm_arm_requests_total",
+            &[("arm", "retriever"), ("status", status)],
         )
     };
     assert_eq!(series("error"), Some(1.0), "{metrics}");
     // The arm answered: its circuit stays closed.
     assert_eq!(
-        sample(&metrics, "octollm_arm_circuit_state{arm=\"retriever\"}"),
+        sample(
+            &metrics,
+            "octollm_arm_circuit_state",
+            &[("arm", "retriever")]
+        ),
         Some(0.0)
     );
 }
@@ -428,7 +447,8 @@ async fn a_hanging_arm_ends_in_timeout_at_the_task_budget() {
     assert_eq!(
         sample(
             &metrics,
-            "octollm_arm_requests_total{arm=\"coder\",status=\"ok\"}"
+            "octollm_arm_requests_total",
+            &[("arm", "coder"), ("status", "ok")]
         ),
         Some(0.0)
     );

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::{Orchestrator, postgres, sample, sim_config};
+use test_support::sample;
+
+use crate::harness::{Orchestrator, postgres, sim_config};
 
 #[tokio::test]
 async fn sigkill_mid_task_then_restart_finishes_every_acknowledged_task() {
@@ -31,8 +33,12 @@ async fn sigkill_mid_task_then_restart_finishes_every_acknowledged_task() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     let before = orch.metrics().await;
     assert!(
-        sample(&before, "octollm_tasks_in_progress{task_type=\"general\"}")
-            .is_some_and(|n| n > 0.0),
+        sample(
+            &before,
+            "octollm_tasks_in_progress",
+            &[("task_type", "general")]
+        )
+        .is_some_and(|n| n > 0.0),
         "{before}"
     );
     orch.kill9();

@@ -1,11 +1,10 @@
 //! Runs the orchestrator binary as a child process with its own port and log.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, Response};
 use serde_json::{Value, json};
+use test_support::ServiceProcess;
 
 pub const TOKEN: &str = "integration-test-token-0123456789";
 
@@ -25,22 +24,11 @@ pub async fn postgres() -> test_support::PostgresContainer {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// How long a start or restart may take to answer `/health`.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct Orchestrator {
-    child: Option<Child>,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    database_url: String,
-    llm_url: String,
-    port: u16,
-    pub log: PathBuf,
+    service: ServiceProcess,
     pub http: Client,
 }
 
@@ -56,82 +44,37 @@ impl Orchestrator {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
-        let log =
-            std::env::temp_dir().join(format!("orchestrator-it-{}.log", uuid::Uuid::new_v4()));
-        let mut this = Self {
-            child: None,
-            args: args.iter().map(|s| s.to_string()).collect(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            database_url: database_url.into(),
-            llm_url: llm_url.into(),
-            port: free_port(),
-            log,
+        let mut service =
+            ServiceProcess::new("orchestrator", env!("CARGO_BIN_EXE_orchestrator")).unwrap();
+        let listen = service.listen_addr();
+        service
+            .args(args)
+            .env("OCTOLLM_LISTEN", listen)
+            .env("OCTOLLM_API_TOKEN", TOKEN)
+            .env("DATABASE_URL", database_url)
+            .env("LLM_BASE_URL", llm_url)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied());
+        service.start(START_TIMEOUT).await.unwrap();
+        Self {
+            service,
             http: Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
                 .unwrap(),
-        };
-        this.spawn().await;
-        this
-    }
-
-    async fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_orchestrator"))
-            .args(&self.args)
-            .env("OCTOLLM_LISTEN", format!("127.0.0.1:{}", self.port))
-            .env("OCTOLLM_API_TOKEN", TOKEN)
-            .env("DATABASE_URL", &self.database_url)
-            .env("LLM_BASE_URL", &self.llm_url)
-            .env("RUST_LOG", "info")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(20) {
-            if let Ok(r) = self.http.get(self.url("/health")).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("orchestrator did not start; log:\n{}", self.log_text());
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        self.service.url(path)
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.service.log_text()
     }
 
     pub async fn wait_ready(&self, within: Duration) {
-        let started = Instant::now();
-        while started.elapsed() < within {
-            if let Ok(r) = self.http.get(self.url("/ready")).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "orchestrator not ready within {within:?}; log:\n{}",
-            self.log_text()
-        );
+        self.service.wait_for("/ready", within).await.unwrap();
     }
 
     pub async fn get(&self, path: &str) -> Response {
@@ -193,63 +136,19 @@ impl Orchestrator {
     }
 
     pub async fn metrics(&self) -> String {
-        self.http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.service.metrics().await.unwrap()
     }
 
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
+        self.service.kill().unwrap();
     }
 
     pub async fn restart(&mut self) {
-        self.kill9();
-        self.spawn().await;
+        self.service.restart(START_TIMEOUT).await.unwrap();
     }
 
     /// SIGTERM, and the exit status within `within`.
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        let started = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                started.elapsed() < within,
-                "no exit within {within:?} of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.service.terminate(within).unwrap()
     }
-}
-
-impl Drop for Orchestrator {
-    fn drop(&mut self) {
-        self.kill9();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_file(&self.log);
-        } else {
-            eprintln!("orchestrator log kept at {}", self.log.display());
-        }
-    }
-}
-
-/// Value of a sample line `name{labels} value` in Prometheus text.
-pub fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }

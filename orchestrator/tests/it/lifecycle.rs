@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Orchestrator, llm_sim, postgres, sample, sim_config};
+use test_support::sample;
+
+use crate::harness::{Orchestrator, llm_sim, postgres, sim_config};
 
 #[tokio::test]
 async fn task_runs_to_success_with_steps_usage_and_metrics() {
@@ -41,25 +43,40 @@ async fn task_runs_to_success_with_steps_usage_and_metrics() {
     assert_eq!(
         sample(
             &metrics,
-            "octollm_tasks_created_total{priority=\"high\",task_type=\"research\"}"
+            "octollm_tasks_created_total",
+            &[("priority", "high"), ("task_type", "research")]
         ),
         Some(1.0)
     );
     assert_eq!(
         sample(
             &metrics,
-            "octollm_tasks_completed_total{status=\"succeeded\",task_type=\"research\"}"
+            "octollm_tasks_completed_total",
+            &[("status", "succeeded"), ("task_type", "research")]
         ),
         Some(1.0)
     );
     assert_eq!(
         sample(
             &metrics,
-            "octollm_task_duration_seconds_count{task_type=\"research\"}"
+            "octollm_task_duration_seconds_count",
+            &[("task_type", "research")]
         ),
         Some(1.0)
     );
-    assert!(sample(&metrics, "octollm_llm_api_calls_total{model=\"sim-1\",provider=\"openai-compatible\",status=\"ok\"}").is_some_and(|n| n >= 2.0), "{metrics}");
+    assert!(
+        sample(
+            &metrics,
+            "octollm_llm_api_calls_total",
+            &[
+                ("model", "sim-1"),
+                ("provider", "openai-compatible"),
+                ("status", "ok")
+            ]
+        )
+        .is_some_and(|n| n >= 2.0),
+        "{metrics}"
+    );
     assert!(metrics.contains("octollm_db_query_duration_seconds_count{query=\"claim_tasks\"}"));
     assert!(metrics.contains("octollm_build_info{service=\"orchestrator\""));
     assert!(metrics.contains("process_resident_memory_bytes"));
@@ -156,7 +173,7 @@ async fn cancel_queued_and_running_tasks_and_backpressure() {
     }
     // ...and the queue-depth gauge (which drives backpressure) has seen it leave the queue.
     for _ in 0..50 {
-        if sample(&orch.metrics().await, "octollm_task_queue_depth") == Some(0.0) {
+        if sample(&orch.metrics().await, "octollm_task_queue_depth", &[]) == Some(0.0) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -8,15 +8,13 @@ use serde_json::{Value, json};
 use service_kit::Kit;
 use utoipa::OpenApi;
 
-use crate::harness::{Orchestrator, TOKEN, llm_sim, postgres, sample};
+use test_support::sample;
+
+use crate::harness::{Orchestrator, TOKEN, llm_sim, postgres};
 
 /// The real reflex layer, served in-process on a free port.
 async fn reflex_layer() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = test_support::free_port().unwrap();
     let args = reflex_layer::config::Args::parse_from([
         "reflex-layer",
         "--listen",
@@ -33,12 +31,9 @@ async fn reflex_layer() -> String {
     );
     tokio::spawn(async move { kit.serve(app).await });
     let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if reqwest::get(format!("{url}/health")).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    test_support::service::wait_ok(&format!("{url}/health"), Duration::from_secs(10))
+        .await
+        .unwrap();
     url
 }
 
@@ -99,21 +94,24 @@ async fn blocked_input_is_rejected_with_categories_only() {
     assert_eq!(
         sample(
             &metrics,
-            "octollm_reflex_screenings_total{outcome=\"rejected\"}"
+            "octollm_reflex_screenings_total",
+            &[("outcome", "rejected")]
         ),
         Some(1.0)
     );
     assert_eq!(
         sample(
             &metrics,
-            "octollm_reflex_screenings_total{outcome=\"allowed\"}"
+            "octollm_reflex_screenings_total",
+            &[("outcome", "allowed")]
         ),
         Some(1.0)
     );
     assert_eq!(
         sample(
             &metrics,
-            "octollm_tasks_completed_total{status=\"rejected\",task_type=\"general\"}"
+            "octollm_tasks_completed_total",
+            &[("status", "rejected"), ("task_type", "general")]
         ),
         Some(1.0)
     );
@@ -146,7 +144,8 @@ async fn unreachable_reflex_layer_fails_closed_or_open_by_choice() {
     assert_eq!(
         sample(
             &metrics,
-            "octollm_reflex_screenings_total{outcome=\"unavailable_closed\"}"
+            "octollm_reflex_screenings_total",
+            &[("outcome", "unavailable_closed")]
         ),
         Some(1.0)
     );
@@ -157,7 +156,7 @@ async fn unreachable_reflex_layer_fails_closed_or_open_by_choice() {
             .await;
     }
     assert_eq!(
-        sample(&closed.metrics().await, "octollm_reflex_circuit_state"),
+        sample(&closed.metrics().await, "octollm_reflex_circuit_state", &[]),
         Some(2.0)
     );
     drop(closed);
@@ -178,7 +177,8 @@ async fn unreachable_reflex_layer_fails_closed_or_open_by_choice() {
     assert_eq!(
         sample(
             &open.metrics().await,
-            "octollm_reflex_screenings_total{outcome=\"unavailable_open\"}"
+            "octollm_reflex_screenings_total",
+            &[("outcome", "unavailable_open")]
         ),
         Some(1.0)
     );

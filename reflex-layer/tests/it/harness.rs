@@ -1,11 +1,10 @@
 //! Runs the reflex-layer binary with its own port and log file.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Client;
 use serde_json::Value;
+use test_support::ServiceProcess;
 
 pub const TOKEN: &str = "reflex-test-token-0123456789";
 
@@ -22,55 +21,33 @@ pub fn sensitive_text() -> String {
 }
 
 pub struct Reflex {
-    child: Option<Child>,
-    pub port: u16,
-    pub log: PathBuf,
+    service: ServiceProcess,
     pub http: Client,
 }
 
 impl Reflex {
     pub async fn start(env: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::env::temp_dir().join(format!("reflex-it-{port}-{}.log", std::process::id()));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_reflex-layer"))
-            .env("OCTOLLM_LISTEN", format!("127.0.0.1:{port}"))
+        let mut service =
+            ServiceProcess::new("reflex-layer", env!("CARGO_BIN_EXE_reflex-layer")).unwrap();
+        let listen = service.listen_addr();
+        service
+            .env("OCTOLLM_LISTEN", listen)
             .env("OCTOLLM_API_TOKEN", TOKEN)
             .env("RUST_LOG", "debug")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        let this = Self {
-            child: Some(child),
-            port,
-            log,
+            .envs(env.iter().copied());
+        service.start(Duration::from_secs(20)).await.unwrap();
+        Self {
+            service,
             http: Client::new(),
-        };
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(20) {
-            if let Ok(r) = this.http.get(this.url("/health")).send().await
-                && r.status() == 200
-            {
-                return this;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("reflex-layer did not start:\n{}", this.log_text());
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        self.service.url(path)
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.service.log_text()
     }
 
     pub async fn check(&self, body: &Value) -> reqwest::Response {
@@ -111,28 +88,7 @@ impl Reflex {
     }
 
     pub async fn metrics(&self) -> String {
-        self.http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Reflex {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("reflex-layer log kept at {}", self.log.display());
-        } else {
-            let _ = std::fs::remove_file(&self.log);
-        }
+        self.service.metrics().await.unwrap()
     }
 }
 

@@ -1,40 +1,23 @@
 //! The sink records what Alertmanager sends, per receiver, and refuses the rest.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
+use test_support::{ServiceProcess, sample};
 
 const TOKEN: &str = "alert-sink-test-token-0123";
 
 #[tokio::test]
 async fn records_notifications_per_receiver() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_alert-sink"))
-        .args([
-            "--dir",
-            dir.path().to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("OCTOLLM_API_TOKEN", TOKEN)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let mut sink = ServiceProcess::new("alert-sink", env!("CARGO_BIN_EXE_alert-sink")).unwrap();
+    let listen = sink.listen_addr();
+    sink.args(["--dir", dir.path().to_str().unwrap(), "--listen", &listen])
+        .env("OCTOLLM_API_TOKEN", TOKEN);
+    sink.start(Duration::from_secs(20)).await.unwrap();
+    let base = sink.url("");
     let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if http.get(format!("{base}/health")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let payload = json!({"status": "firing", "receiver": "pagerduty", "alerts": [{"labels": {"alertname": "ServiceDown"}}]});
     let r = http
         .post(format!("{base}/v1/notify/pagerduty"))
@@ -89,20 +72,14 @@ async fn records_notifications_per_receiver() {
         .await
         .unwrap();
     assert_eq!(listed.len(), 1);
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains(
-            r#"octollm_alert_notifications_total{receiver="pagerduty",status="firing"} 1"#
+    let metrics = sink.metrics().await.unwrap();
+    assert_eq!(
+        sample(
+            &metrics,
+            "octollm_alert_notifications_total",
+            &[("receiver", "pagerduty"), ("status", "firing")]
         ),
+        Some(1.0),
         "{metrics}"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
 }

@@ -1,4 +1,6 @@
-//! Integration tests of test-support against a real engine (needs DOCKER_HOST).
+//! Integration tests of test-support: the containers against a real engine
+//! (needs DOCKER_HOST), and service processes (no engine needed).
 
 mod postgres;
 mod redis;
+mod service;
