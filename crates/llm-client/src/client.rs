@@ -24,6 +24,11 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// Longest provider error message kept in [`LlmError::Client`].
 const MAX_ERROR_MESSAGE: usize = 300;
 
+/// Response header in which llm-sim reports the delay it simulated, in
+/// milliseconds. Real providers do not send it; the client sums it over a
+/// call's attempts into [`ChatResponse::simulated_delay`].
+pub const SIMULATED_DELAY_HEADER: &str = "x-llm-sim-delay-ms";
+
 /// Who speaks in a chat message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -139,6 +144,16 @@ pub struct ChatResponse {
     pub cost_usd: f64,
     /// Attempts made, including the successful one.
     pub attempts: u32,
+    /// The delay the provider says it simulated ([`SIMULATED_DELAY_HEADER`]),
+    /// summed over every attempt of the call whose answer carried it (a
+    /// retried 500 waited too); `None` when no answer carried it, as with
+    /// every real provider. Subtract it from the call's wall time to get the
+    /// time spent outside the simulated model.
+    pub simulated_delay: Option<Duration>,
+    /// Streamed calls ([`LlmClient::chat_stream`]): from the start of the
+    /// successful attempt to its first non-empty content delta. `None` for
+    /// unstreamed calls and for streams without content.
+    pub time_to_first_token: Option<Duration>,
 }
 
 #[derive(Serialize)]
@@ -151,6 +166,42 @@ struct WireRequest<'a> {
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_format: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<WireStreamOptions>,
+}
+
+#[derive(Serialize)]
+struct WireStreamOptions {
+    include_usage: bool,
+}
+
+/// One `data:` event of a streamed answer.
+#[derive(Deserialize)]
+struct WireChunk {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<WireChunkChoice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<WireErrorDetail>,
+}
+
+#[derive(Deserialize)]
+struct WireChunkChoice {
+    #[serde(default)]
+    delta: Option<WireDelta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireDelta {
+    #[serde(default)]
+    content: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -235,6 +286,25 @@ impl Failure {
 struct Attempt {
     result: Result<ChatResponse, Failure>,
     retry_after: Option<Duration>,
+    /// [`SIMULATED_DELAY_HEADER`] of the answer, if one came with it.
+    simulated_delay: Option<Duration>,
+    /// Content of this attempt already handed to the caller (a streamed
+    /// attempt that fails after that is not retried).
+    delivered: bool,
+}
+
+/// How a call reads its answer.
+enum Mode<'a> {
+    /// One JSON body.
+    Complete,
+    /// Server-sent events; each content delta goes to the callback.
+    Stream(&'a mut (dyn FnMut(&str) + Send)),
+}
+
+impl Mode<'_> {
+    fn streams(&self) -> bool {
+        matches!(self, Mode::Stream(_))
+    }
 }
 
 struct Inner {
@@ -286,6 +356,27 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return None;
     }
     Some(Duration::from_secs_f64(parsed).min(MAX_RETRY_AFTER))
+}
+
+/// [`SIMULATED_DELAY_HEADER`] (whole or fractional milliseconds).
+fn simulated_delay(headers: &HeaderMap) -> Option<Duration> {
+    let ms = headers
+        .get(SIMULATED_DELAY_HEADER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()?;
+    (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
+}
+
+/// A transport error as an attempt's failure.
+fn transport(error: reqwest::Error) -> Failure {
+    if error.is_timeout() {
+        Failure::Timeout
+    } else {
+        Failure::Transport(describe(error))
+    }
 }
 
 /// The error text of a reqwest error with its causes, without the URL.
@@ -377,7 +468,41 @@ impl LlmClient {
             model = %model,
             attempts = tracing::field::Empty,
         );
-        self.chat_with_retries(req, model, deadline)
+        self.chat_with_retries(req, model, deadline, Mode::Complete)
+            .instrument(span)
+            .await
+    }
+
+    /// Like [`LlmClient::chat`], streamed: asks for `stream: true` (with
+    /// `stream_options.include_usage`), reads OpenAI's server-sent events
+    /// and hands each content delta to `on_delta` as it arrives. The result
+    /// is the whole answer, with [`ChatResponse::time_to_first_token`],
+    /// which is also observed in `octollm_llm_time_to_first_token_seconds`.
+    ///
+    /// Retries and the deadline work as in `chat`, except that an attempt
+    /// that breaks after a delta was handed over is not retried (the caller
+    /// has seen part of an answer): the call fails. The per-attempt timeout
+    /// bounds the whole stream.
+    pub async fn chat_stream<F>(
+        &self,
+        req: ChatRequest,
+        deadline: Option<Instant>,
+        mut on_delta: F,
+    ) -> Result<ChatResponse, LlmError>
+    where
+        F: FnMut(&str) + Send,
+    {
+        let model = req
+            .model
+            .clone()
+            .unwrap_or_else(|| self.inner.config.model.clone());
+        let span = tracing::info_span!(
+            "llm.chat_stream",
+            provider = %self.inner.config.provider,
+            model = %model,
+            attempts = tracing::field::Empty,
+        );
+        self.chat_with_retries(req, model, deadline, Mode::Stream(&mut on_delta))
             .instrument(span)
             .await
     }
@@ -387,6 +512,7 @@ impl LlmClient {
         req: ChatRequest,
         model: String,
         deadline: Option<Instant>,
+        mut mode: Mode<'_>,
     ) -> Result<ChatResponse, LlmError> {
         let config = &self.inner.config;
         let body = serde_json::to_vec(&WireRequest {
@@ -395,12 +521,17 @@ impl LlmClient {
             max_tokens: req.max_tokens,
             temperature: req.temperature,
             response_format: req.response_format.as_ref(),
+            stream: mode.streams(),
+            stream_options: mode.streams().then_some(WireStreamOptions {
+                include_usage: true,
+            }),
         })
         .map_err(|e| LlmError::Config(format!("cannot encode the request: {e}")))?;
         let labels = [config.provider.as_str(), model.as_str()];
         let max_attempts = config.max_retries.saturating_add(1);
         let mut last_failure = None;
         let mut attempts = 0u32;
+        let mut total_delay: Option<Duration> = None;
 
         let result = loop {
             let timeout = match deadline {
@@ -421,7 +552,12 @@ impl LlmClient {
             let Attempt {
                 result,
                 retry_after,
-            } = self.attempt(body.clone(), &model, timeout).await;
+                simulated_delay,
+                delivered,
+            } = self.attempt(body.clone(), &model, timeout, &mut mode).await;
+            if let Some(delay) = simulated_delay {
+                total_delay = Some(total_delay.unwrap_or_default() + delay);
+            }
             self.inner
                 .metrics
                 .duration
@@ -435,6 +571,7 @@ impl LlmClient {
                         .with_label_values(&[labels[0], labels[1], "ok"])
                         .inc();
                     response.attempts = attempts;
+                    response.simulated_delay = total_delay;
                     self.account(&model, &mut response);
                     break Ok(response);
                 }
@@ -453,7 +590,7 @@ impl LlmClient {
                     last_failure: Some(status),
                 });
             }
-            if !failure.retryable() || attempts >= max_attempts {
+            if !failure.retryable() || delivered || attempts >= max_attempts {
                 break Err(failure.into_error(attempts));
             }
             let delay = retry_after.unwrap_or_else(|| {
@@ -532,7 +669,13 @@ impl LlmClient {
     }
 
     /// One HTTP exchange, bounded by `timeout` (connect, send and body read).
-    async fn attempt(&self, body: Vec<u8>, model: &str, timeout: Duration) -> Attempt {
+    async fn attempt(
+        &self,
+        body: Vec<u8>,
+        model: &str,
+        timeout: Duration,
+        mode: &mut Mode<'_>,
+    ) -> Attempt {
         let mut request = self
             .inner
             .http
@@ -542,37 +685,229 @@ impl LlmClient {
         if let Some(key) = &self.inner.config.api_key {
             request = request.bearer_auth(key.expose());
         }
+        match mode {
+            Mode::Complete => self.complete(request, model, timeout).await,
+            Mode::Stream(on_delta) => self.stream(request, model, timeout, &mut **on_delta).await,
+        }
+    }
+
+    async fn complete(
+        &self,
+        request: reqwest::RequestBuilder,
+        model: &str,
+        timeout: Duration,
+    ) -> Attempt {
         let exchange = async {
             let response = request.send().await?;
             let status = response.status();
             let retry_after = retry_after(response.headers());
+            let delay = simulated_delay(response.headers());
             let bytes = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, retry_after, bytes))
+            Ok::<_, reqwest::Error>((status, retry_after, delay, bytes))
         };
-        let (status, retry_after, bytes) = match tokio::time::timeout(timeout, exchange).await {
-            Err(_elapsed) => return failed(Failure::Timeout, None),
-            Ok(Err(e)) if e.is_timeout() => return failed(Failure::Timeout, None),
-            Ok(Err(e)) => return failed(Failure::Transport(describe(e)), None),
-            Ok(Ok(parts)) => parts,
-        };
+        let (status, retry_after, delay, bytes) =
+            match tokio::time::timeout(timeout, exchange).await {
+                Err(_elapsed) => return failed(Failure::Timeout, None),
+                Ok(Err(e)) => return failed(transport(e), None),
+                Ok(Ok(parts)) => parts,
+            };
         let result = if status.is_success() {
             parse_completion(&bytes, model)
-        } else if status == StatusCode::TOO_MANY_REQUESTS {
-            Err(Failure::RateLimited)
-        } else if status == StatusCode::REQUEST_TIMEOUT {
-            Err(Failure::Timeout)
-        } else if status.is_server_error() {
-            Err(Failure::Server(status.as_u16()))
         } else {
-            Err(Failure::Client(
-                status.as_u16(),
-                error_message(&bytes, status),
-            ))
+            Err(classify(status, &bytes))
         };
         Attempt {
             result,
             retry_after,
+            simulated_delay: delay,
+            delivered: false,
         }
+    }
+
+    async fn stream(
+        &self,
+        request: reqwest::RequestBuilder,
+        model: &str,
+        timeout: Duration,
+        on_delta: &mut (dyn FnMut(&str) + Send),
+    ) -> Attempt {
+        let started = Instant::now();
+        let ttft = self
+            .inner
+            .metrics
+            .ttft
+            .with_label_values(&[self.inner.config.provider.as_str(), model]);
+        let mut head: Option<(Option<Duration>, Option<Duration>)> = None;
+        let mut progress = StreamProgress::default();
+        let exchange = async {
+            let mut response = request.send().await.map_err(transport)?;
+            let status = response.status();
+            head = Some((
+                retry_after(response.headers()),
+                simulated_delay(response.headers()),
+            ));
+            if !status.is_success() {
+                let bytes = response.bytes().await.map_err(transport)?;
+                return Err(classify(status, &bytes));
+            }
+            let mut lines = SseLines::default();
+            while !progress.done {
+                let Some(chunk) = response.chunk().await.map_err(transport)? else {
+                    break;
+                };
+                for data in lines.push(&chunk) {
+                    progress.event(&data, &mut *on_delta, started, &ttft)?;
+                    if progress.done {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        };
+        let outcome = match tokio::time::timeout(timeout, exchange).await {
+            Err(_elapsed) => Err(Failure::Timeout),
+            Ok(outcome) => outcome,
+        };
+        let (retry_after, delay) = head.unwrap_or((None, None));
+        let delivered = progress.time_to_first_token.is_some();
+        let result = outcome.and_then(|()| progress.finish(model));
+        Attempt {
+            result,
+            retry_after,
+            simulated_delay: delay,
+            delivered,
+        }
+    }
+}
+
+/// What a non-2xx answer means.
+fn classify(status: StatusCode, bytes: &[u8]) -> Failure {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        Failure::RateLimited
+    } else if status == StatusCode::REQUEST_TIMEOUT {
+        Failure::Timeout
+    } else if status.is_server_error() {
+        Failure::Server(status.as_u16())
+    } else {
+        Failure::Client(status.as_u16(), error_message(bytes, status))
+    }
+}
+
+/// Splits a server-sent event stream into the data of its events (several
+/// `data:` lines of one event joined by newlines; comments and other fields
+/// ignored). Chunks may cut lines anywhere.
+#[derive(Default)]
+struct SseLines {
+    pending: Vec<u8>,
+    data: Option<String>,
+}
+
+impl SseLines {
+    fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        self.pending.extend_from_slice(chunk);
+        let mut events = Vec::new();
+        let mut start = 0;
+        while let Some(offset) = self.pending[start..].iter().position(|b| *b == b'\n') {
+            let end = start + offset;
+            let line = &self.pending[start..end];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let line = String::from_utf8_lossy(line);
+            if line.is_empty() {
+                if let Some(data) = self.data.take() {
+                    events.push(data);
+                }
+            } else if let Some(value) = line.strip_prefix("data:") {
+                let value = value.strip_prefix(' ').unwrap_or(value);
+                match &mut self.data {
+                    Some(data) => {
+                        data.push('\n');
+                        data.push_str(value);
+                    }
+                    None => self.data = Some(value.to_owned()),
+                }
+            }
+            start = end + 1;
+        }
+        self.pending.drain(..start);
+        events
+    }
+}
+
+/// A streamed answer being read.
+#[derive(Default)]
+struct StreamProgress {
+    content: String,
+    model: Option<String>,
+    finish_reason: Option<String>,
+    usage: Option<Usage>,
+    time_to_first_token: Option<Duration>,
+    done: bool,
+}
+
+impl StreamProgress {
+    /// Takes one event's data: a chunk, or `[DONE]`.
+    fn event(
+        &mut self,
+        data: &str,
+        on_delta: &mut (dyn FnMut(&str) + Send),
+        started: Instant,
+        ttft: &prometheus::Histogram,
+    ) -> Result<(), Failure> {
+        let data = data.trim();
+        if data == "[DONE]" {
+            self.done = true;
+            return Ok(());
+        }
+        let chunk: WireChunk = serde_json::from_str(data)
+            .map_err(|e| Failure::Invalid(format!("not a chat completion chunk: {e}")))?;
+        if let Some(error) = chunk.error {
+            return Err(Failure::Invalid(format!(
+                "the provider reported an error mid-stream: {}",
+                truncate(error.message.unwrap_or_default(), MAX_ERROR_MESSAGE)
+            )));
+        }
+        if self.model.is_none() {
+            self.model = chunk.model;
+        }
+        if chunk.usage.is_some() {
+            self.usage = chunk.usage;
+        }
+        for choice in chunk.choices.into_iter().take(1) {
+            if let Some(content) = choice.delta.and_then(|d| d.content)
+                && !content.is_empty()
+            {
+                if self.time_to_first_token.is_none() {
+                    let elapsed = started.elapsed();
+                    self.time_to_first_token = Some(elapsed);
+                    ttft.observe(elapsed.as_secs_f64());
+                }
+                on_delta(&content);
+                self.content.push_str(&content);
+            }
+            if choice.finish_reason.is_some() {
+                self.finish_reason = choice.finish_reason;
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole answer, once the stream has ended.
+    fn finish(self, requested_model: &str) -> Result<ChatResponse, Failure> {
+        if !self.done && self.finish_reason.is_none() {
+            return Err(Failure::Transport(
+                "the stream ended before its last chunk".to_owned(),
+            ));
+        }
+        Ok(ChatResponse {
+            content: self.content,
+            model: self.model.unwrap_or_else(|| requested_model.to_owned()),
+            finish_reason: self.finish_reason,
+            usage: self.usage.unwrap_or_default(),
+            cost_usd: 0.0,
+            attempts: 0,
+            simulated_delay: None,
+            time_to_first_token: self.time_to_first_token,
+        })
     }
 }
 
@@ -580,6 +915,8 @@ fn failed(failure: Failure, retry_after: Option<Duration>) -> Attempt {
     Attempt {
         result: Err(failure),
         retry_after,
+        simulated_delay: None,
+        delivered: false,
     }
 }
 
@@ -598,6 +935,8 @@ fn parse_completion(bytes: &[u8], requested_model: &str) -> Result<ChatResponse,
         usage: wire.usage.unwrap_or_default(),
         cost_usd: 0.0,
         attempts: 0,
+        simulated_delay: None,
+        time_to_first_token: None,
     })
 }
 
@@ -670,6 +1009,85 @@ mod tests {
         assert_eq!(error_message(b"", StatusCode::NOT_FOUND), "Not Found");
         let long = "é".repeat(400);
         assert!(error_message(long.as_bytes(), StatusCode::BAD_REQUEST).len() <= 304);
+    }
+
+    #[test]
+    fn sse_events_survive_any_cut() {
+        let stream = b"data: {\"a\":1}\n\n: comment\r\nevent: x\r\ndata: one\r\ndata: two\r\n\r\ndata: [DONE]\n\n";
+        let whole = SseLines::default().push(stream);
+        assert_eq!(whole, ["{\"a\":1}", "one\ntwo", "[DONE]"]);
+        for cut in 1..stream.len() {
+            let mut lines = SseLines::default();
+            let mut events = lines.push(&stream[..cut]);
+            events.extend(lines.push(&stream[cut..]));
+            assert_eq!(events, whole, "cut at {cut}");
+        }
+        // Byte by byte, including inside a multi-byte character.
+        let text = "data: {\"c\":\"héllo\"}\n\n".as_bytes();
+        let mut lines = SseLines::default();
+        let events: Vec<String> = text.iter().flat_map(|b| lines.push(&[*b])).collect();
+        assert_eq!(events, ["{\"c\":\"héllo\"}"]);
+    }
+
+    #[test]
+    fn stream_chunks_build_the_answer() {
+        let histogram =
+            prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("t", "t")).unwrap();
+        let mut progress = StreamProgress::default();
+        let mut deltas = Vec::new();
+        let mut sink = |d: &str| deltas.push(d.to_owned());
+        let started = Instant::now();
+        for data in [
+            r#"{"model":"m-1","choices":[{"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"choices":[{"delta":{"content":"Hel"},"finish_reason":null}]}"#,
+            r#"{"choices":[{"delta":{"content":"lo"}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#,
+            "[DONE]",
+        ] {
+            progress
+                .event(data, &mut sink, started, &histogram)
+                .unwrap();
+        }
+        assert!(progress.done);
+        let response = progress.finish("asked").unwrap();
+        assert_eq!(deltas, ["Hel", "lo"]);
+        assert_eq!(response.content, "Hello");
+        assert_eq!(response.model, "m-1");
+        assert_eq!(response.finish_reason.as_deref(), Some("stop"));
+        assert_eq!(response.usage.prompt_tokens, 3);
+        assert_eq!(response.usage.completion_tokens, 2);
+        assert!(response.time_to_first_token.is_some());
+        assert_eq!(histogram.get_sample_count(), 1);
+
+        let mut broken = StreamProgress::default();
+        let mut ignore = |_: &str| {};
+        assert!(matches!(
+            broken.event("{not json", &mut ignore, started, &histogram),
+            Err(Failure::Invalid(_))
+        ));
+        assert!(matches!(
+            broken.event(r#"{"error":{"message":"overloaded"}}"#, &mut ignore, started, &histogram),
+            Err(Failure::Invalid(m)) if m.contains("overloaded")
+        ));
+        assert!(matches!(
+            StreamProgress::default().finish("m"),
+            Err(Failure::Transport(_))
+        ));
+    }
+
+    #[test]
+    fn the_simulated_delay_header_is_read_in_milliseconds() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(simulated_delay(&headers), None);
+        headers.insert(SIMULATED_DELAY_HEADER, HeaderValue::from_static("1523"));
+        assert_eq!(simulated_delay(&headers), Some(Duration::from_millis(1523)));
+        headers.insert(SIMULATED_DELAY_HEADER, HeaderValue::from_static("2.5"));
+        assert_eq!(simulated_delay(&headers), Some(Duration::from_micros(2500)));
+        for bad in ["-1", "soon", "NaN"] {
+            headers.insert(SIMULATED_DELAY_HEADER, HeaderValue::from_static(bad));
+            assert_eq!(simulated_delay(&headers), None, "{bad}");
+        }
     }
 
     #[test]

@@ -5,7 +5,12 @@
 //! timeouts and connection errors with full-jitter exponential backoff
 //! (honouring `Retry-After`), never past the caller's deadline, and is
 //! accounted in the `octollm_llm_api_*` metrics: attempts, tokens, cost from
-//! a price table, and per-attempt duration. Prompt text is never logged.
+//! a price table, and per-attempt duration. [`LlmClient::chat_stream`] reads
+//! the answer as server-sent events and observes the time to first token
+//! (`octollm_llm_time_to_first_token_seconds`). The model is chosen per call
+//! ([`ChatRequest::with_model`]) and priced from the table by that name. A
+//! delay simulated by llm-sim comes back in [`ChatResponse::simulated_delay`].
+//! Prompt text is never logged.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), llm_client::LlmError> {
@@ -28,9 +33,10 @@ mod metrics;
 mod price;
 
 pub use client::{
-    ChatMessage, ChatRequest, ChatResponse, LlmClient, MAX_RETRY_AFTER, Role, Usage, backoff_delay,
+    ChatMessage, ChatRequest, ChatResponse, LlmClient, MAX_RETRY_AFTER, Role,
+    SIMULATED_DELAY_HEADER, Usage, backoff_delay,
 };
 pub use config::{ApiKey, LlmArgs, LlmConfig};
 pub use error::LlmError;
-pub use metrics::DURATION_BUCKETS;
+pub use metrics::{DURATION_BUCKETS, TTFT_BUCKETS};
 pub use price::{BUILTIN_PRICES, ModelPrice, PriceTable};

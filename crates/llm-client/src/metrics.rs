@@ -9,12 +9,18 @@ pub const DURATION_BUCKETS: [f64; 12] = [
     0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
 ];
 
+/// Buckets of `octollm_llm_time_to_first_token_seconds`, in seconds.
+pub const TTFT_BUCKETS: [f64; 13] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0,
+];
+
 #[derive(Clone)]
 pub(crate) struct LlmMetrics {
     pub(crate) calls: IntCounterVec,
     pub(crate) tokens: IntCounterVec,
     pub(crate) cost: CounterVec,
     pub(crate) duration: HistogramVec,
+    pub(crate) ttft: HistogramVec,
 }
 
 impl LlmMetrics {
@@ -25,6 +31,7 @@ impl LlmMetrics {
             Box::new(metrics.tokens.clone()),
             Box::new(metrics.cost.clone()),
             Box::new(metrics.duration.clone()),
+            Box::new(metrics.ttft.clone()),
         ] {
             registry.register(collector).map_err(|e| {
                 LlmError::Config(format!(
@@ -64,6 +71,14 @@ impl LlmMetrics {
                     "Duration of each LLM API attempt.",
                 )
                 .buckets(DURATION_BUCKETS.to_vec()),
+                &["provider", "model"],
+            )?,
+            ttft: HistogramVec::new(
+                HistogramOpts::new(
+                    "octollm_llm_time_to_first_token_seconds",
+                    "Time from the start of a streamed LLM attempt to its first content token.",
+                )
+                .buckets(TTFT_BUCKETS.to_vec()),
                 &["provider", "model"],
             )?,
         })

@@ -3,6 +3,7 @@
 
 mod deadline;
 mod retries;
+mod streaming;
 mod success;
 
 use std::time::Duration;
