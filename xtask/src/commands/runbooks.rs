@@ -27,7 +27,7 @@ use anyhow::{Context, Result, bail};
 use clap::CommandFactory;
 use xshell::{Shell, cmd};
 
-use crate::prom::rules::Rules;
+use crate::prom::rules::{DEFAULT_RUNBOOK_BASE_URL, Rules, runbook_path};
 use crate::say;
 use crate::util::project_root;
 
@@ -304,12 +304,12 @@ pub fn check(alerts: &[Alert], docs: &[Doc], subcommands: &BTreeSet<String>) -> 
         let at =
             |reason: String| problem(&alert.file, alert.line, format!("{}: {reason}", alert.name));
         let url = &alert.runbook_url;
-        let Some((file, anchor)) = url
-            .strip_prefix("runbooks/")
+        let Some((file, anchor)) = runbook_path(url)
+            .and_then(|path| path.strip_prefix("runbooks/"))
             .and_then(|r| r.split_once('#'))
         else {
             problems.push(at(format!(
-                "runbook_url `{url}` is not runbooks/<file>.md#<anchor>"
+                "runbook_url `{url}` is not {DEFAULT_RUNBOOK_BASE_URL}runbooks/<file>.md#<anchor>"
             )));
             continue;
         };
@@ -329,7 +329,8 @@ pub fn check(alerts: &[Alert], docs: &[Doc], subcommands: &BTreeSet<String>) -> 
         Some(doc) => {
             referenced.extend(linked_files(&doc.text));
             for alert in alerts {
-                let link = format!("({})", alert.runbook_url.trim_start_matches("runbooks/"));
+                let path = runbook_path(&alert.runbook_url).unwrap_or(&alert.runbook_url);
+                let link = format!("({})", path.trim_start_matches("runbooks/"));
                 let listed = doc.text.lines().any(|l| {
                     l.trim_start().starts_with('|') && names(l, &alert.name) && l.contains(&link)
                 });
@@ -567,7 +568,7 @@ e
             .collect()
     }
 
-    const URL: &str = "runbooks/service-unavailable.md#servicedown";
+    const URL: &str = "https://github.com/octollm/octollm-ops/blob/main/runbooks/service-unavailable.md#servicedown";
 
     #[test]
     fn a_complete_fixture_passes() {
@@ -584,11 +585,23 @@ e
     }
 
     #[test]
+    fn a_relative_runbook_url_fails() {
+        let problems = run(RUNBOOK, "runbooks/service-unavailable.md#servicedown");
+        assert!(
+            problems.iter().any(|p| p.contains("is not https://github.com/octollm/octollm-ops/blob/main/runbooks/<file>.md#<anchor>")),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
     fn a_dangling_runbook_url_file_fails() {
-        let problems = run(RUNBOOK, "runbooks/no-such.md#servicedown");
+        let problems = run(
+            RUNBOOK,
+            "https://github.com/octollm/octollm-ops/blob/main/runbooks/no-such.md#servicedown",
+        );
         assert!(
             problems.contains(
-                &"deploy/monitoring/rules/availability.yml:9: ServiceDown: runbook_url `runbooks/no-such.md#servicedown`: no file runbooks/no-such.md"
+                &"deploy/monitoring/rules/availability.yml:9: ServiceDown: runbook_url `https://github.com/octollm/octollm-ops/blob/main/runbooks/no-such.md#servicedown`: no file runbooks/no-such.md"
                     .to_owned()
             ),
             "{problems:#?}"
@@ -601,7 +614,7 @@ e
         assert_eq!(
             problems,
             [
-                "deploy/monitoring/rules/availability.yml:9: ServiceDown: runbook_url `runbooks/service-unavailable.md#servicedown`: runbooks/service-unavailable.md has no heading with anchor #servicedown"
+                "deploy/monitoring/rules/availability.yml:9: ServiceDown: runbook_url `https://github.com/octollm/octollm-ops/blob/main/runbooks/service-unavailable.md#servicedown`: runbooks/service-unavailable.md has no heading with anchor #servicedown"
             ]
         );
     }

@@ -132,7 +132,7 @@ pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// What promtool leaves to us: every alert has a known severity, a summary,
-/// a description, a `runbook_url` of the form `runbooks/<file>.md#<alert
+/// a description, a `runbook_url` of the form `<base>runbooks/<file>.md#<alert
 /// name in lower case>` and a `for:` window; names are unique; recorded
 /// series follow `level:metric:operation`.
 pub fn lint(rules: &Rules) -> Vec<String> {
@@ -218,12 +218,40 @@ fn lint_alert(rule: &Rule) -> Vec<String> {
     problems
 }
 
-/// `runbooks/<file>.md#<anchor>`, the anchor being the alert name in lower
-/// case (the anchor of a `## AlertName` heading).
+/// Where every alert's `runbook_url` points, so a page or a chat message
+/// opens the runbook: the repository's URL (the workspace's `repository`)
+/// and the path of the file on its main branch. A deployment that serves
+/// the runbooks elsewhere sets `OCTOLLM_RUNBOOK_BASE_URL`, and `cargo xtask
+/// deploy` rewrites the links of the rules Prometheus loads.
+pub const DEFAULT_RUNBOOK_BASE_URL: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "/blob/main/");
+
+/// The runbook base URL in force: `OCTOLLM_RUNBOOK_BASE_URL`, else the default.
+pub fn runbook_base_url() -> String {
+    let base = std::env::var("OCTOLLM_RUNBOOK_BASE_URL")
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_RUNBOOK_BASE_URL.to_owned());
+    if base.ends_with('/') {
+        base
+    } else {
+        base + "/"
+    }
+}
+
+/// The repository path (`runbooks/<file>.md#<anchor>`) of a committed
+/// rule's `runbook_url`, which starts with [`DEFAULT_RUNBOOK_BASE_URL`].
+pub fn runbook_path(url: &str) -> Option<&str> {
+    url.strip_prefix(DEFAULT_RUNBOOK_BASE_URL)
+}
+
+/// `<base>runbooks/<file>.md#<anchor>`, the anchor being the alert name in
+/// lower case (the anchor of a `## AlertName` heading).
 pub fn check_runbook_url(url: &str, alert: &str) -> std::result::Result<(), String> {
     let wanted = alert.to_lowercase();
-    let shape = || format!("runbook_url `{url}` is not runbooks/<file>.md#{wanted}");
-    let Some(rest) = url.strip_prefix("runbooks/") else {
+    let shape = || {
+        format!("runbook_url `{url}` is not {DEFAULT_RUNBOOK_BASE_URL}runbooks/<file>.md#{wanted}")
+    };
+    let Some(rest) = runbook_path(url).and_then(|path| path.strip_prefix("runbooks/")) else {
         return Err(shape());
     };
     let Some((file, anchor)) = rest.split_once(".md#") else {
@@ -298,7 +326,7 @@ groups:
         annotations:
           summary: s
           description: d
-          runbook_url: runbooks/service-unavailable.md#servicedown
+          runbook_url: https://github.com/octollm/octollm-ops/blob/main/runbooks/service-unavailable.md#servicedown
 "#;
 
     #[test]
@@ -309,7 +337,7 @@ groups:
     #[test]
     fn an_alert_without_runbook_url_fails() {
         let yaml = GOOD.replace(
-            "          runbook_url: runbooks/service-unavailable.md#servicedown\n",
+            "          runbook_url: https://github.com/octollm/octollm-ops/blob/main/runbooks/service-unavailable.md#servicedown\n",
             "",
         );
         let problems = lint(&rules_from(&yaml));
@@ -332,7 +360,7 @@ groups:
             "x_rate: recorded series should be named level:metric:operation",
             "severity `page` is none of critical, warning, info",
             "no `description` annotation",
-            "is not runbooks/<file>.md#servicedown",
+            "is not https://github.com/octollm/octollm-ops/blob/main/runbooks/<file>.md#servicedown",
             "`for:` is zero",
         ] {
             assert!(

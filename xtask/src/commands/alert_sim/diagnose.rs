@@ -50,11 +50,12 @@ pub type Lines = Vec<(usize, String)>;
 /// The `diagnose` commands and `promql` queries of the runbook `url` names,
 /// with the runbook's path.
 pub fn blocks_for(docs: &[Doc], runbook_url: &str) -> Result<(String, Lines, Lines)> {
+    // Whatever the base URL the stack's rules carry, the file follows it.
     let file = runbook_url
-        .strip_prefix("runbooks/")
-        .and_then(|r| r.split('#').next())
+        .rsplit_once("runbooks/")
+        .and_then(|(_, r)| r.split('#').next())
         .with_context(|| {
-            format!("runbook_url `{runbook_url}` is not runbooks/<file>.md#<anchor>")
+            format!("runbook_url `{runbook_url}` is not <base>runbooks/<file>.md#<anchor>")
         })?;
     let doc = docs
         .iter()
@@ -235,6 +236,6 @@ mod tests {
                 alert.name()
             );
         }
-        assert!(blocks_for(&docs, "runbooks/nope.md#x").is_err());
+        assert!(blocks_for(&docs, "https://example.com/runbooks/nope.md#x").is_err());
     }
 }
