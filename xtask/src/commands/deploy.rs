@@ -15,12 +15,12 @@ use super::status::{print_table, statuses};
 use crate::say;
 use crate::stack::Component;
 use crate::stack::deploy::DeployPlan;
-use crate::stack::ports::PlannedStack;
+use crate::stack::ports::{self, PlannedStack};
 
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  \
 cargo xtask deploy                                   the stack in .octollm/, default ports\n  \
-cargo xtask deploy --state-dir /tmp/s2 --port-base 2000   a second stack beside it\n  \
+cargo xtask deploy --state-dir /tmp/s2 --port-base 22800   a second stack beside it\n  \
 cargo xtask deploy --compress-time 30                alert windows 30x shorter, for alert-sim\n\n\
 Exit codes: 0 deployed, 2 usage, 3 a component failed to start (the error names it and shows its log).")]
 pub struct Deploy {
@@ -59,6 +59,14 @@ impl Deploy {
             bail!("--target k8s is not built yet; `cargo xtask deploy` runs the local stack");
         }
         let started = Instant::now();
+        if let Some(planned) = ports::overlapping(self.port_base) {
+            say!(
+                "warning: port base {} shares ports with the {} stack of the port plan (docs/contracts.md); {} is kept free for a second stack",
+                self.port_base,
+                planned.name(),
+                PlannedStack::Spare.port_base()
+            );
+        }
         let stack = DeployPlan {
             state_dir: self.stack.state_dir.clone(),
             port_base: self.port_base,

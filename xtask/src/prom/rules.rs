@@ -238,6 +238,35 @@ pub fn runbook_base_url() -> String {
     }
 }
 
+/// Copies every `*.yml` rule file of `source` into `target` (emptied first).
+pub fn copy_rule_files(source: &Path, target: &Path) -> Result<()> {
+    if target.exists() {
+        std::fs::remove_dir_all(target)?;
+    }
+    std::fs::create_dir_all(target)?;
+    for path in yaml_files(source)? {
+        if let Some(name) = path.file_name() {
+            std::fs::copy(&path, target.join(name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Points every runbook link of the rule files in `dir` at `base` instead
+/// of [`DEFAULT_RUNBOOK_BASE_URL`]; returns their concatenated text.
+pub fn rebase_runbook_urls(dir: &Path, base: &str) -> Result<String> {
+    let mut all = String::new();
+    for path in yaml_files(dir)? {
+        let text = std::fs::read_to_string(&path)?.replace(
+            &format!("runbook_url: {DEFAULT_RUNBOOK_BASE_URL}"),
+            &format!("runbook_url: {base}"),
+        );
+        std::fs::write(&path, &text)?;
+        all.push_str(&text);
+    }
+    Ok(all)
+}
+
 /// The repository path (`runbooks/<file>.md#<anchor>`) of a committed
 /// rule's `runbook_url`, which starts with [`DEFAULT_RUNBOOK_BASE_URL`].
 pub fn runbook_path(url: &str) -> Option<&str> {
@@ -332,6 +361,27 @@ groups:
     #[test]
     fn a_complete_alert_passes() {
         assert_eq!(lint(&rules_from(GOOD)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn runbook_links_move_to_another_base() {
+        let dir = std::env::temp_dir().join(format!("rebase-{}", std::process::id()));
+        copy_rule_files(
+            &crate::util::project_root().join("deploy/monitoring/rules"),
+            &dir,
+        )
+        .unwrap();
+        let text = rebase_runbook_urls(&dir, "https://runbooks.example.com/ops/").unwrap();
+        assert!(!text.contains(DEFAULT_RUNBOOK_BASE_URL));
+        let rules = Rules::load(&dir).unwrap();
+        for alert in rules.alerts() {
+            let url = &alert.annotations["runbook_url"];
+            assert!(
+                url.starts_with("https://runbooks.example.com/ops/runbooks/"),
+                "{url}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

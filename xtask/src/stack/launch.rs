@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use super::postgres::{KNOWLEDGE_DATABASE, Postgres};
 use super::template::{self, Vars};
 use super::{Component, Probe, Stack};
+use crate::prom::rules;
 use crate::util::{http_ok, project_root, write_secret};
 
 /// Prometheus and Alertmanager timings; `alert-sim` compresses them.
@@ -379,21 +380,26 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
         }
         Component::Prometheus => {
             let source_rules = project_root().join("deploy/monitoring/rules");
-            let (rules_dir, compressed_rules) = if timings.time_compression > 1 {
-                let dir = stack.config_path("rules");
-                let text = crate::prom::compress::write_scaled_rules(
-                    &source_rules,
-                    &dir,
-                    &crate::prom::compress::Compression::of(
-                        timings.time_compression,
-                        timings.scrape_interval,
-                        timings.evaluation_interval,
-                    )?,
-                )?;
-                (dir, text)
-            } else {
-                (source_rules.clone(), String::new())
-            };
+            let base_url = rules::runbook_base_url();
+            // The rules load as they are, unless time is compressed or the
+            // runbooks live elsewhere: then Prometheus loads a copy.
+            let (rules_dir, generated_rules) =
+                if timings.time_compression > 1 || base_url != rules::DEFAULT_RUNBOOK_BASE_URL {
+                    let dir = stack.config_path("rules");
+                    if timings.time_compression > 1 {
+                        crate::prom::compress::write_scaled_rules(
+                            &source_rules,
+                            &dir,
+                            &timings.compression()?,
+                        )?;
+                    } else {
+                        rules::copy_rule_files(&source_rules, &dir)?;
+                    }
+                    let text = rules::rebase_runbook_urls(&dir, &base_url)?;
+                    (dir, text)
+                } else {
+                    (source_rules.clone(), String::new())
+                };
             let mut vars = port_vars(stack);
             vars.insert("RULES_DIR", rules_dir.to_string_lossy().into_owned());
             vars.insert("SCRAPE_INTERVAL", timings.scrape_interval.to_owned());
@@ -411,7 +417,7 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
             for entry in std::fs::read_dir(&source_rules)? {
                 config.push_str(&std::fs::read_to_string(entry?.path())?);
             }
-            config.push_str(&compressed_rules);
+            config.push_str(&generated_rules);
             let mut command = Command::new("prometheus");
             command
                 .arg(format!(

@@ -4,8 +4,8 @@
 //! sockets would otherwise take their ports (docs/contracts.md, "Port plan").
 //!
 //! A stack on base `B` listens on `B + default_port` for each component,
-//! that is within `B + 5432 ..= B + 9187`; bases 4000 apart keep those
-//! windows disjoint.
+//! that is within `B + 5432 ..= B + 9187`; bases 3800 apart keep those
+//! windows disjoint, and seven of them fit below 32768.
 
 use std::net::TcpListener;
 
@@ -33,17 +33,31 @@ pub enum PlannedStack {
     MonitoringLive,
     /// `cargo xtask load-test`'s (and `bench`'s) throwaway stack.
     LoadTest,
+    /// Kept free for a second stack deployed by hand
+    /// (`cargo xtask deploy --state-dir DIR --port-base 22800`).
+    Spare,
 }
 
 impl PlannedStack {
+    pub const ALL: [PlannedStack; 7] = [
+        Self::Default,
+        Self::SystemTest,
+        Self::DrTest,
+        Self::AlertSim,
+        Self::MonitoringLive,
+        Self::LoadTest,
+        Self::Spare,
+    ];
+
     pub const fn port_base(self) -> u16 {
         match self {
             Self::Default => 0,
-            Self::SystemTest => 4000,
-            Self::DrTest => 8000,
-            Self::AlertSim => 12000,
-            Self::MonitoringLive => 16000,
-            Self::LoadTest => 20000,
+            Self::SystemTest => 3800,
+            Self::DrTest => 7600,
+            Self::AlertSim => 11400,
+            Self::MonitoringLive => 15200,
+            Self::LoadTest => 19000,
+            Self::Spare => 22800,
         }
     }
 
@@ -56,6 +70,7 @@ impl PlannedStack {
             Self::AlertSim => "alert-sim",
             Self::MonitoringLive => "monitoring",
             Self::LoadTest => "load-test",
+            Self::Spare => "spare",
         }
     }
 
@@ -65,6 +80,19 @@ impl PlannedStack {
         check_base(self.port_base(), ephemeral_start())?;
         Ok(self.port_base())
     }
+}
+
+/// The throwaway stack of the plan whose ports a stack deployed by hand on
+/// `base` would share (the default and the spare base are for such stacks).
+pub fn overlapping(base: u16) -> Option<PlannedStack> {
+    let window = |b: u16| (u32::from(b) + 5432, u32::from(b) + 9187);
+    let (low, high) = window(base);
+    PlannedStack::ALL.into_iter().find(|planned| {
+        let (p_low, p_high) = window(planned.port_base());
+        !matches!(planned, PlannedStack::Default | PlannedStack::Spare)
+            && low <= p_high
+            && p_low <= high
+    })
 }
 
 /// The ports a stack on `base` listens on.
@@ -111,17 +139,6 @@ pub fn ephemeral_start() -> u16 {
 mod tests {
     use super::*;
 
-    impl PlannedStack {
-        pub const ALL: [PlannedStack; 6] = [
-            Self::Default,
-            Self::SystemTest,
-            Self::DrTest,
-            Self::AlertSim,
-            Self::MonitoringLive,
-            Self::LoadTest,
-        ];
-    }
-
     fn window(base: u16) -> (u32, u32) {
         let ports: Vec<u32> = ports(base).map(|(_, p)| u32::from(p)).collect();
         let low = ports.iter().copied().min().unwrap_or(0);
@@ -156,6 +173,14 @@ mod tests {
                 "{stack:?} reaches {high}"
             );
         }
+    }
+
+    #[test]
+    fn a_hand_picked_base_is_told_whose_ports_it_shares() {
+        assert_eq!(overlapping(2000), Some(PlannedStack::SystemTest));
+        assert_eq!(overlapping(21000), Some(PlannedStack::LoadTest));
+        assert_eq!(overlapping(PlannedStack::Spare.port_base()), None);
+        assert_eq!(overlapping(0), None);
     }
 
     #[test]

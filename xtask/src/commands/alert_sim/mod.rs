@@ -63,7 +63,7 @@ heals it and waits for the resolved notifications. Reports: alert-sim.json and a
 Examples:\n  \
 cargo xtask alert-sim --list\n  \
 cargo xtask alert-sim                                 temporary stack on its planned ports, compressed time\n  \
-cargo xtask deploy --state-dir /tmp/as --port-base 2000 --compress-time 30\n  \
+cargo xtask deploy --state-dir /tmp/as --port-base 22800 --compress-time 30\n  \
 cargo xtask alert-sim --state-dir /tmp/as --scenario service-down --scenario llm-errors --json\n\n\
 Exit codes: 0 every scenario paged and resolved in time, 1 a scenario failed, 2 usage, 3 the tool failed.";
 
@@ -270,42 +270,43 @@ fn recording_hops(rules: &Rules, expr: &str, depth: u32) -> u32 {
     if depth > 8 {
         return depth;
     }
-    identifiers(expr)
-        .filter_map(|name| {
-            rules
-                .recordings()
-                .find(|r| r.record.as_deref() == Some(name))
-        })
+    recordings_used(rules, expr)
         .map(|r| 1 + recording_hops(rules, &r.expr, depth + 1))
         .max()
         .unwrap_or(0)
 }
 
-/// The longest range window in `expr` and the recording rules it uses.
+/// The longest range window (or subquery range) in `expr` and the
+/// recording rules it uses.
 fn longest_window(rules: &Rules, expr: &str, depth: u32) -> Duration {
-    let own = expr
-        .split('[')
-        .skip(1)
-        .filter_map(|rest| rest.split(']').next())
-        .filter_map(|inner| parse_duration(inner.split(':').next().unwrap_or_default()).ok())
+    // The rules are promtool-checked (or compressed, which parses them), so
+    // they parse; one that did not would have no window to wait out.
+    let own = crate::prom::promql::ranges(expr)
+        .unwrap_or_default()
+        .into_iter()
         .max()
         .unwrap_or_default();
     if depth > 8 {
         return own;
     }
-    identifiers(expr)
-        .filter_map(|name| {
-            rules
-                .recordings()
-                .find(|r| r.record.as_deref() == Some(name))
-        })
+    recordings_used(rules, expr)
         .map(|r| longest_window(rules, &r.expr, depth + 1))
         .fold(own, Duration::max)
 }
 
-fn identifiers(expr: &str) -> impl Iterator<Item = &str> {
-    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-        .filter(|t| t.contains(':'))
+/// The recording rules whose output `expr` selects.
+fn recordings_used<'r>(
+    rules: &'r Rules,
+    expr: &str,
+) -> impl Iterator<Item = &'r crate::prom::rules::Rule> {
+    crate::prom::promql::metric_names(expr)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(move |name| {
+            rules
+                .recordings()
+                .find(|r| r.record.as_deref() == Some(name.as_str()))
+        })
 }
 
 fn run_suite(stack: &Stack, selected: &[&'static Scenario], report_dir: &Path) -> Result<Report> {
