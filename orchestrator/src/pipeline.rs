@@ -4,8 +4,9 @@
 //! given the finished ones, runs them (in parallel when there are several),
 //! persists each as it finishes, and asks again until nothing is left.
 //! [`LlmSteps`] plans and answers through the LLM client (used when no arms
-//! are configured); [`crate::arms::ArmSteps`] plans with the planner arm and
-//! runs the plan on the arms.
+//! are configured); the arms' `ArmSteps` plans with the planner arm and runs
+//! the plan on the arms. The seam names no executor's types: an executor
+//! turns its own errors into a [`StepError`].
 
 use futures::future::BoxFuture;
 use llm_client::{ChatMessage, ChatRequest, LlmClient, LlmError};
@@ -47,8 +48,12 @@ pub enum StepError {
     BudgetExceeded(String),
     #[error("no executor for capability {0:?}")]
     UnknownCapability(String),
-    #[error(transparent)]
-    Arm(#[from] crate::arms::ArmError),
+    /// No executor could take the step (none available, or all failed).
+    #[error("{0}")]
+    Routing(String),
+    /// An executor refused the step's input: the step's fault, not its own.
+    #[error("{0}")]
+    Rejected(String),
     /// The planner's plan breaks the plan rules.
     #[error("invalid plan: {0}")]
     InvalidPlan(String),
@@ -72,9 +77,8 @@ impl StepError {
         match self {
             Self::Llm(_) => "llm_error",
             Self::BudgetExceeded(_) => "budget_exceeded",
-            Self::UnknownCapability(_) => "routing_error",
-            Self::Arm(crate::arms::ArmError::Routing { .. }) => "routing_error",
-            Self::Arm(crate::arms::ArmError::Rejected { .. }) => "step_rejected",
+            Self::UnknownCapability(_) | Self::Routing(_) => "routing_error",
+            Self::Rejected(_) => "step_rejected",
             Self::InvalidPlan(_) => "invalid_plan",
             Self::CommandNotAllowed(_) => "command_not_allowed",
             Self::BadOutput { .. } => "arm_protocol_error",

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::metrics::ArmMetrics;
 use super::registry::{ArmInstance, ArmRegistry};
+use crate::pipeline::StepError;
 
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
@@ -34,6 +35,18 @@ pub enum ArmError {
         status: u16,
         detail: String,
     },
+}
+
+/// The seam's view of an arm failure: the same text, and the kind
+/// (`routing_error`, `step_rejected`) stored on the task.
+impl From<ArmError> for StepError {
+    fn from(error: ArmError) -> Self {
+        let message = error.to_string();
+        match error {
+            ArmError::Routing { .. } => StepError::Routing(message),
+            ArmError::Rejected { .. } => StepError::Rejected(message),
+        }
+    }
 }
 
 /// A step's answer and who gave it.
@@ -270,6 +283,30 @@ impl ArmCaller {
                 },
                 timeout: status.as_u16() == 504 || status.as_u16() == 408,
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arm_errors_keep_their_text_and_stored_kind_at_the_seam() {
+        let routing = ArmError::Routing {
+            capability: "retrieve".into(),
+            detail: "retriever circuit open".into(),
+        };
+        let rejected = ArmError::Rejected {
+            arm: "retriever".into(),
+            status: 422,
+            detail: "query is too vague".into(),
+        };
+        for (error, kind) in [(routing, "routing_error"), (rejected, "step_rejected")] {
+            let text = error.to_string();
+            let step = StepError::from(error);
+            assert_eq!(step.kind(), kind);
+            assert_eq!(step.to_string(), text);
         }
     }
 }
