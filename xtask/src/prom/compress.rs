@@ -33,11 +33,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use promql_parser::parser::{Expr, LabelModifier, Offset};
+use promql_parser::parser::{BinModifier, Expr, LabelModifier, Offset};
 use serde_yaml_ng::Value;
 
 use crate::prom::promql;
-use crate::prom::rules::parse_duration;
+use crate::prom::rules::{parse_duration, yaml_files};
 
 /// A range window never shrinks below this many scrape intervals.
 pub const MIN_WINDOW_SCRAPES: u32 = 4;
@@ -160,7 +160,8 @@ pub fn scale_ast(ast: &mut Expr, c: &Compression) {
 }
 
 /// What printing may change without changing the meaning: the order of
-/// label matchers (printed sorted) and an empty `by ()` (printed as nothing).
+/// label matchers (printed sorted), and an empty `by ()` or `ignoring ()`
+/// (printed as nothing).
 fn normalize(ast: &mut Expr) {
     promql::for_each_node(ast, &mut |node| match node {
         Expr::VectorSelector(vs) => vs.matchers.matchers.sort_by_key(ToString::to_string),
@@ -168,6 +169,16 @@ fn normalize(ast: &mut Expr) {
         Expr::Aggregate(agg) => {
             if matches!(&agg.modifier, Some(LabelModifier::Include(by)) if by.is_empty()) {
                 agg.modifier = None;
+            }
+        }
+        Expr::Binary(bin) => {
+            if let Some(m) = &mut bin.modifier {
+                if matches!(&m.matching, Some(LabelModifier::Exclude(l)) if l.is_empty()) {
+                    m.matching = None;
+                }
+                if *m == BinModifier::default() {
+                    bin.modifier = None;
+                }
             }
         }
         _ => {}
@@ -221,14 +232,8 @@ pub fn write_scaled_rules(source: &Path, target: &Path, c: &Compression) -> Resu
         std::fs::remove_dir_all(target)?;
     }
     std::fs::create_dir_all(target)?;
-    let mut entries: Vec<_> = std::fs::read_dir(source)
-        .with_context(|| format!("reading {}", source.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
-        .collect();
-    entries.sort();
     let mut all = String::new();
-    for path in entries {
+    for path in yaml_files(source)? {
         let text = std::fs::read_to_string(&path)?;
         let scaled =
             scale_rule_file(&text, c).with_context(|| format!("compressing {}", path.display()))?;
@@ -250,28 +255,28 @@ mod tests {
         evaluation_interval: Duration::from_secs(1),
     };
 
+    /// Each `(expression, compressed at C30)`; printed back by the parser,
+    /// so durations come in Prometheus' own units (`48m`, not `2880s`).
+    fn assert_scaled(cases: &[(&str, &str)]) {
+        for (expr, expected) in cases {
+            assert_eq!(scale_expr(expr, &C30), *expected, "{expr}");
+        }
+    }
+
     #[test]
     fn windows_shrink_with_a_floor_and_strings_are_untouched() {
-        // Printed back by the parser: durations in Prometheus' own units.
-        assert_eq!(
-            scale_expr(
+        assert_scaled(&[
+            (
                 r#"sum by (job) (rate(x{route!~"/a[5m]"}[5m])) / rate(y[1d]) > 0"#,
-                &C30
+                r#"sum by (job) (rate(x{route!~"/a[5m]"}[10s])) / rate(y[48m]) > 0"#,
             ),
-            r#"sum by (job) (rate(x{route!~"/a[5m]"}[10s])) / rate(y[48m]) > 0"#
-        );
-        // 2m / 30 = 4 s, exactly the floor; 1m / 30 = 2 s is raised to it.
-        assert_eq!(
-            scale_expr("rate(x[2m]) + rate(x[1m])", &C30),
-            "rate(x[4s]) + rate(x[4s])"
-        );
-        assert_eq!(
-            scale_expr("max_over_time(x[1h:5m])", &C30),
-            "max_over_time(x[2m:10s])"
-        );
-        assert_eq!(scale_expr("x[1h:]", &C30), "x[2m:]");
-        // Not PromQL: left as is (Prometheus says why), and the error is there.
-        assert_eq!(scale_expr("x[$window]", &C30), "x[$window]");
+            // 2m / 30 = 4 s, exactly the floor; 1m / 30 = 2 s is raised to it.
+            ("rate(x[2m]) + rate(x[1m])", "rate(x[4s]) + rate(x[4s])"),
+            ("max_over_time(x[1h:5m])", "max_over_time(x[2m:10s])"),
+            ("x[1h:]", "x[2m:]"),
+            // Not PromQL: left as is, for Prometheus to say why.
+            ("x[$window]", "x[$window]"),
+        ]);
         let error = format!("{:#}", try_scale_expr("x[$window]", &C30).unwrap_err());
         assert!(error.contains("not valid PromQL"), "{error}");
     }
@@ -284,39 +289,56 @@ mod tests {
 
     #[test]
     fn offsets_shrink_like_windows_and_at_stays() {
-        assert_eq!(
-            scale_expr("rate(x[1h] offset 1h) - rate(x[1h])", &C30),
-            "rate(x[2m] offset 2m) - rate(x[2m])"
-        );
-        // Instant selectors, negative offsets, and the floor.
-        assert_eq!(
-            scale_expr("x offset 5m + y offset -1h + z offset 1m", &C30),
-            "x offset 10s + y offset -2m + z offset 4s"
-        );
-        // `@` is an absolute time: the window shrinks, the timestamp stays.
-        assert_eq!(
-            scale_expr("max_over_time(x[10m] @ start())", &C30),
-            "max_over_time(x[20s] @ start())"
-        );
-        assert_eq!(
-            scale_expr("rate(x[5m] @ 123 offset 5m) > x @ end()", &C30),
-            "rate(x[10s] @ 123.000 offset 10s) > x @ end()"
-        );
+        assert_scaled(&[
+            (
+                "rate(x[1h] offset 1h) - rate(x[1h])",
+                "rate(x[2m] offset 2m) - rate(x[2m])",
+            ),
+            // Instant selectors, negative offsets, and the floor.
+            (
+                "x offset 5m + y offset -1h + z offset 1m",
+                "x offset 10s + y offset -2m + z offset 4s",
+            ),
+            // `@` is an absolute time: the window shrinks, the timestamp stays.
+            (
+                "max_over_time(x[10m] @ start())",
+                "max_over_time(x[20s] @ start())",
+            ),
+            (
+                "rate(x[5m] @ 123 offset 5m) > x @ end()",
+                "rate(x[10s] @ 123.000 offset 10s) > x @ end()",
+            ),
+        ]);
     }
 
     #[test]
     fn subqueries_shrink_range_step_and_offset() {
-        assert_eq!(
-            scale_expr(
+        assert_scaled(&[
+            (
                 "max_over_time(deriv(rate(x[5m])[1h:1m])[1d:5m] offset 1h)",
-                &C30
+                "max_over_time(deriv(rate(x[10s])[2m:4s])[48m:10s] offset 2m)",
             ),
-            "max_over_time(deriv(rate(x[10s])[2m:4s])[48m:10s] offset 2m)"
-        );
+            (
+                "quantile_over_time(0.9, (a + b)[30m:] @ 1700000000)",
+                "quantile_over_time(0.9, (a + b)[1m:] @ 1700000000.000)",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn what_would_print_back_wrong_is_refused() {
+        // The parser prints a timestamp before 1970 as 0: refused, not changed.
+        let error = format!("{:#}", try_scale_expr("x @ -100", &C30).unwrap_err());
         assert_eq!(
-            scale_expr("quantile_over_time(0.9, (a + b)[30m:] @ 1700000000)", &C30),
-            "quantile_over_time(0.9, (a + b)[1m:] @ 1700000000.000)"
+            error,
+            "compressing `x @ -100` printed `x @ 0.000`, which reads back differently"
         );
+        assert_eq!(scale_expr("x @ -100", &C30), "x @ -100");
+        // In a rule file, a rule that cannot be compressed is an error.
+        let text =
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: rate(x) > 1\n";
+        let error = format!("{:#}", scale_rule_file(text, &C30).unwrap_err());
+        assert!(error.contains("expected type matrix"), "{error}");
     }
 
     /// Scaling keeps the expression's structure: the same selectors, and
@@ -352,6 +374,7 @@ mod tests {
             "histogram_quantile(0.95, sum by (le) (rate(h_bucket[5m])))[1h:1m] offset 5m",
             r#"label_replace(absent(m{job="a\"b"}), "dst", "$1", "src", "(.*)") or vector(1e-3)"#,
             "sum by () (x) + avg without () (y) - 2 ^ -3 ^ 4",
+            "a + ignoring () b and ignoring () c > bool on () group_right (l) d",
         ] {
             assert_same_structure(expr, &C30);
         }

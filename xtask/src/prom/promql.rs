@@ -165,22 +165,26 @@ pub fn for_each_node(ast: &mut Expr, visit: &mut dyn FnMut(&mut Expr)) {
 /// Every selector of `expr`, in order of appearance (duplicates removed).
 pub fn selectors(expr: &str) -> Result<Vec<Selector>> {
     let mut ast = parse(expr)?;
-    let mut found: Vec<Result<Selector>> = Vec::new();
+    let mut found: Vec<Selector> = Vec::new();
+    let mut error = None;
     for_each_node(&mut ast, &mut |node| {
         let vs = match node {
             Expr::VectorSelector(vs) => vs,
             Expr::MatrixSelector(ms) => &ms.vs,
             _ => return,
         };
-        let selector = Selector::try_from(&*vs);
-        if !found
-            .iter()
-            .any(|s| matches!((s, &selector), (Ok(a), Ok(b)) if a == b))
-        {
-            found.push(selector);
+        match Selector::try_from(vs) {
+            Ok(selector) if !found.contains(&selector) => found.push(selector),
+            Ok(_) => {}
+            Err(e) => {
+                error.get_or_insert(e);
+            }
         }
     });
-    found.into_iter().collect()
+    match error {
+        Some(e) => Err(e),
+        None => Ok(found),
+    }
 }
 
 /// The metric names `expr` selects (a recording rule's output among them),
@@ -305,6 +309,8 @@ mod tests {
         assert!(selectors("sum(rate(x[5m])").is_err());
         assert!(selectors(r#"x{job="unterminated}"#).is_err());
         assert!(selectors("x{job}").is_err());
+        // promql-parser's own extension, not Prometheus'.
+        assert!(selectors(r#"x{a="1" or b="2"}"#).is_err());
         // Type checks too: rate() takes a range vector.
         assert!(selectors("rate(x)").is_err());
     }
