@@ -61,8 +61,8 @@ enum Command {
     Backup(backup::Backup),
     /// Disaster-recovery drills with measured RTO/RPO against a ledger of acknowledged writes.
     DrTest(dr_test::DrTest),
-    /// Measure orchestration overhead per task (llm-sim at zero latency) on a dedicated stack.
-    Bench(bench::Bench),
+    /// Load-test the task path with a named profile; thresholds decide the exit code.
+    LoadTest(load_test::LoadTest),
     /// Build the test container images (PostgreSQL, Redis) from Debian packages, for testcontainers.
     Images(images::Images),
     /// Monitoring as code: rules, promtool tests, Alertmanager routing, dashboards (--live: against a stack).
@@ -97,7 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ci(cmd) => cmd.run(&sh),
         Command::Images(cmd) => cmd.run(&sh),
         Command::Deploy(cmd) => cmd.run(&sh),
-        Command::Bench(cmd) => cmd.run(&sh),
+        Command::LoadTest(cmd) => cmd.run(&sh),
         Command::Backup(cmd) => cmd.run(&sh),
         Command::DrTest(cmd) => cmd.run(&sh),
         Command::Status(cmd) => cmd.run(&sh),

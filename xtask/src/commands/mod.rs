@@ -4,12 +4,12 @@
 
 pub mod alert_sim;
 pub mod backup;
-pub mod bench;
 pub mod ci;
 pub mod deploy;
 pub mod down;
 pub mod dr_test;
 pub mod images;
+pub mod load_test;
 pub mod logs;
 pub mod monitoring;
 pub mod restart;

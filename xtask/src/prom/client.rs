@@ -51,6 +51,16 @@ impl Prometheus {
         })
     }
 
+    /// An instant query's single value, if it has one.
+    pub fn scalar(&self, promql: &str) -> Result<Option<f64>> {
+        let data = self.query(promql)?;
+        let value = match data["resultType"].as_str() {
+            Some("scalar") => &data["result"][1],
+            _ => &data["result"][0]["value"][1],
+        };
+        Ok(value.as_str().and_then(|v| v.parse().ok()))
+    }
+
     /// `/api/v1/alerts`: every pending and firing alert.
     pub fn alerts(&self) -> Result<Vec<Value>> {
         Ok(self.get("/api/v1/alerts", &[])?["alerts"]

@@ -1,12 +1,14 @@
 //! CI's system test: deploy on the system test's planned ports, smoke, every
 //! target up, tasks through the real arms and a guardian outage
-//! (`arms_check`), then `promtool check metrics` clean on the services (with
-//! that traffic in them), then tear down.
+//! (`arms_check`), the load-test smoke profile with its report checked,
+//! then `promtool check metrics` clean on the services (with that traffic
+//! in them), then tear down.
 
 use anyhow::{Result, bail};
 use xshell::{Shell, cmd};
 
 use super::arms_check;
+use crate::commands::load_test;
 use crate::commands::status::{down, statuses};
 use crate::stack::Component;
 use crate::stack::deploy::with_temporary_stack;
@@ -15,6 +17,7 @@ use crate::stack::ports::PlannedStack;
 pub fn run(sh: &Shell) -> Result<()> {
     with_temporary_stack(sh, PlannedStack::SystemTest, None, |stack| {
         arms_check::run(stack)?;
+        load_test::ci_smoke(sh, stack)?;
         let services = [
             Component::Orchestrator,
             Component::ReflexLayer,

@@ -1,0 +1,512 @@
+//! `cargo xtask load-test`: a named load profile through the orchestrator's
+//! API on a stack, with llm-sim set to a named latency profile and a plan
+//! mix that reaches every arm. The engine, thresholds and report are
+//! `octollm-load run` (crates/load-gen); this command picks the stack and
+//! the profile, measures what each component spent (CPU from /proc,
+//! commits and WAL from PostgreSQL, queue depth and connections from
+//! Prometheus) and adds it to the report.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use xshell::{Shell, cmd};
+
+use super::TargetStackArgs;
+use crate::prom::client::Prometheus;
+use crate::stack::deploy::with_temporary_stack;
+use crate::stack::launch::release_dir;
+use crate::stack::ports::PlannedStack;
+use crate::stack::postgres::Postgres;
+use crate::stack::{Component, Stack};
+use crate::util::{check_failed, cpu_seconds_of_tree, curl, project_root};
+use crate::{emit, say};
+
+const ABOUT: &str = "Load-test the task path: a named profile of task submissions through the \
+orchestrator's API, every acknowledged task followed to its end, thresholds k6-style.\n\n\
+Profiles:\n  \
+smoke        20 tasks/s for 15 s; loose thresholds; what `cargo xtask ci` runs\n  \
+progressive  step the arrival rate up (+--rate/10 every 15 s) until completions stop following it; reports the knee\n  \
+stress       ramp to --rate over 30 s, hold it --duration, ramp down: past capacity the API must answer 429, never 5xx\n  \
+spike        --rate/10 for 20 s, --rate for 10 s, --rate/10 for 30 s: the system recovers after the spike\n  \
+soak         --rate/10 for --duration with resident memory, open files and threads sampled; a leak fails it\n  \
+breakpoint   ramp from 0 to --rate over --duration and stop at the first failed threshold\n\n\
+LLM latency profiles (set on llm-sim): zero (overhead only), realistic (log-normal, p50 1.5 s, \
+p99 8 s per call), slow (log-normal, p50 10 s). The plan mix sends 3 of 5 tasks to the \
+retriever, 1 to the retriever and the coder, 1 to the executor; every task also passes the \
+planner, the guardian and the judge.\n\n\
+Examples:\n  \
+cargo xtask load-test --profile smoke\n  \
+cargo xtask load-test --profile progressive --rate 3000\n  \
+cargo xtask load-test --profile stress --rate 1500 --duration 60s --threshold 'lost==0'\n  \
+cargo xtask load-test --profile soak --duration 30m --llm realistic --state-dir .octollm\n  \
+cargo xtask load-test --profile smoke --threshold 'p95<1ms'     a threshold that fails: exit 1\n\n\
+Report: target/load-test/<profile>-<unix time>/ (report.json, report.md, plots in SVG and PNG).\n\
+Exit codes: 0 every threshold held, 1 a threshold failed, 2 usage, 3 the tool failed.";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum Profile {
+    Smoke,
+    Progressive,
+    Stress,
+    Spike,
+    Soak,
+    Breakpoint,
+}
+
+/// llm-sim's named latency profiles (crates/llm-sim, "Latency profiles").
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum LlmProfile {
+    Zero,
+    Realistic,
+    Slow,
+}
+
+impl LlmProfile {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Zero => "zero",
+            Self::Realistic => "realistic",
+            Self::Slow => "slow",
+        }
+    }
+}
+
+#[derive(clap::Args)]
+#[command(long_about = ABOUT)]
+pub struct LoadTest {
+    /// What load to apply (see the profiles above).
+    #[arg(long, value_enum, default_value_t = Profile::Smoke)]
+    profile: Profile,
+    /// The profile's peak arrival rate, tasks/s (smoke: fixed at 20).
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// How long the profile holds its load (stress, soak, breakpoint).
+    #[arg(long, value_parser = humantime_duration, default_value = "60s")]
+    duration: Duration,
+    /// llm-sim's latency profile for the run.
+    #[arg(long = "llm", value_enum, default_value_t = LlmProfile::Zero)]
+    llm: LlmProfile,
+    /// Pass/fail criterion, repeatable (p95<30s, errors<0.1%, lost==0,
+    /// rate>=1000, …); replaces the profile's own.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    thresholds: Vec<String>,
+    /// Stop at the first failed threshold that can be judged mid-run.
+    #[arg(long)]
+    abort_on_fail: bool,
+    /// Share of prompt-injection tasks, which must end `rejected`.
+    #[arg(long, default_value = "2%")]
+    injection_share: String,
+    #[command(flatten)]
+    target: TargetStackArgs,
+    /// Where the report goes (default: target/load-test/<profile>-<time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn humantime_duration(text: &str) -> Result<Duration, String> {
+    crate::prom::rules::parse_duration(text).map_err(|e| format!("{e:#}"))
+}
+
+impl LoadTest {
+    pub fn run(&self, sh: &Shell) -> Result<()> {
+        cmd!(sh, "cargo build --release --locked -p load-gen")
+            .quiet()
+            .run()?;
+        match &self.target.state_dir {
+            Some(dir) => self.measure(sh, &Stack::open(dir)?),
+            None => with_temporary_stack(sh, PlannedStack::LoadTest, None, |stack| {
+                self.measure(sh, stack)
+            }),
+        }
+    }
+
+    fn out_dir(&self) -> Result<PathBuf> {
+        Ok(match &self.out {
+            Some(dir) => dir.clone(),
+            None => project_root().join("target/load-test").join(
+                format!(
+                    "{:?}-{}",
+                    self.profile,
+                    SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs()
+                )
+                .to_lowercase(),
+            ),
+        })
+    }
+
+    /// The engine's arguments for this profile.
+    fn engine_args(&self) -> Vec<String> {
+        let rate = self.rate.max(1);
+        let tenth = (rate / 10).max(1);
+        let secs = self.duration.as_secs().max(1);
+        let owned = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let mut args = match self.profile {
+            Profile::Smoke => owned(&["--rate", "20", "--duration", "15s"]),
+            Profile::Progressive => vec![
+                "--find-knee".into(),
+                "--knee-start".into(),
+                tenth.to_string(),
+                "--knee-step".into(),
+                tenth.to_string(),
+                "--knee-step-duration".into(),
+                "15s".into(),
+                "--knee-max".into(),
+                rate.to_string(),
+            ],
+            Profile::Stress => vec![
+                "--stages".into(),
+                format!("30s:{rate},{secs}s:{rate},15s:0"),
+            ],
+            Profile::Spike => vec![
+                "--start-rate".into(),
+                tenth.to_string(),
+                "--stages".into(),
+                format!("20s:{tenth},1s:{rate},10s:{rate},1s:{tenth},30s:{tenth}"),
+            ],
+            Profile::Soak => vec![
+                "--rate".into(),
+                tenth.to_string(),
+                "--duration".into(),
+                format!("{secs}s"),
+            ],
+            Profile::Breakpoint => vec!["--stages".into(), format!("{secs}s:{rate}")],
+        };
+        let thresholds: Vec<String> = if self.thresholds.is_empty() {
+            self.default_thresholds()
+        } else {
+            self.thresholds.clone()
+        };
+        for threshold in thresholds {
+            args.extend(["--threshold".into(), threshold]);
+        }
+        if self.abort_on_fail || self.profile == Profile::Breakpoint {
+            args.push("--abort-on-fail".into());
+        }
+        args.extend(["--injection-share".into(), self.injection_share.clone()]);
+        args
+    }
+
+    fn default_thresholds(&self) -> Vec<String> {
+        let mut thresholds = vec!["lost==0".to_owned()];
+        match self.profile {
+            Profile::Smoke => thresholds.extend(["p95<10s".into(), "errors<1%".into()]),
+            Profile::Soak => thresholds.extend(["errors<0.1%".into(), "leak==0".into()]),
+            Profile::Breakpoint => thresholds.extend(["errors<1%".into(), "p99<30s".into()]),
+            Profile::Progressive | Profile::Stress | Profile::Spike => {}
+        }
+        thresholds
+    }
+
+    fn measure(&self, sh: &Shell, stack: &Stack) -> Result<()> {
+        let out = self.out_dir()?;
+        std::fs::create_dir_all(&out)?;
+        configure_llm_sim(stack, self.llm)?;
+        let before = Usage::take(stack)?;
+        let started = SystemTime::now();
+        let load = release_dir().join("octollm-load");
+        let url = stack.url(Component::Orchestrator);
+        let token = stack.token_path();
+        let mut args = self.engine_args();
+        if self.profile == Profile::Soak {
+            for component in SAMPLED {
+                if let Some(pid) = stack.pid(component) {
+                    args.extend(["--sample-process".into(), format!("{component}={pid}")]);
+                }
+            }
+        }
+        say!(
+            "load-test {:?} against {url} (llm-sim: {}); report in {}",
+            self.profile,
+            self.llm.name(),
+            out.display()
+        );
+        let status = Command::new(&load)
+            .args(["run", "--url", &url, "--token-file"])
+            .arg(&token)
+            .arg("--out")
+            .arg(&out)
+            .args(&args)
+            .status()
+            .with_context(|| format!("running {}", load.display()))?;
+        let elapsed = started.elapsed().unwrap_or_default();
+        let after = Usage::take(stack)?;
+        let report: Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join("report.json"))
+                .context("the engine wrote no report")?,
+        )?;
+        let completed = report["totals"]["completed"].as_u64().unwrap_or(0);
+        let server = server_figures(stack, &before, &after, completed, elapsed)?;
+        let server_file = out.join("server-metrics.json");
+        std::fs::write(&server_file, serde_json::to_string_pretty(&server)?)?;
+        cmd!(
+            sh,
+            "{load} report --dir {out} --server-metrics {server_file}"
+        )
+        .quiet()
+        .ignore_stdout()
+        .run()?;
+        emit!("{}", summary_line(&report, &server));
+        say!("report: {}", out.join("report.md").display());
+        match status.code() {
+            Some(0) => Ok(()),
+            Some(1) => Err(check_failed(format!(
+                "a threshold failed; see {}",
+                out.join("report.md").display()
+            ))),
+            Some(2) => bail!("octollm-load refused its arguments (a usage error in this profile)"),
+            _ => bail!("octollm-load failed ({status}); see its output above"),
+        }
+    }
+}
+
+/// CI's smoke: the smoke profile against `stack`, then its report must have
+/// every section, the server side filled in, and every plot in both formats.
+pub fn ci_smoke(sh: &Shell, stack: &Stack) -> Result<()> {
+    let out = project_root().join("target/load-test/ci-smoke");
+    let _ = std::fs::remove_dir_all(&out);
+    LoadTest {
+        profile: Profile::Smoke,
+        rate: 20,
+        duration: Duration::from_secs(15),
+        llm: LlmProfile::Zero,
+        thresholds: Vec::new(),
+        abort_on_fail: false,
+        injection_share: "2%".into(),
+        target: TargetStackArgs {
+            state_dir: Some(stack.state_dir.clone()),
+        },
+        out: Some(out.clone()),
+    }
+    .measure(sh, stack)?;
+    let markdown = std::fs::read_to_string(out.join("report.md"))?;
+    let mut missing: Vec<String> = ["## Server-side figures", "cpu_ms_per_task", "## Notes"]
+        .iter()
+        .filter(|section| !markdown.contains(*section))
+        .map(|section| format!("report.md has no {section}"))
+        .collect();
+    if markdown.contains("Not collected") {
+        missing.push("the server-side figures were not collected".into());
+    }
+    for plot in ["latency", "throughput", "errors", "spectrum"] {
+        for ext in ["svg", "png"] {
+            let path = out.join(format!("{plot}.{ext}"));
+            if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
+                missing.push(format!("no plot {}", path.display()));
+            }
+        }
+    }
+    if !missing.is_empty() {
+        bail!("the smoke report is incomplete: {}", missing.join("; "));
+    }
+    say!("load-test smoke: report complete in {}", out.display());
+    Ok(())
+}
+
+/// Components whose memory, files and threads a soak samples.
+const SAMPLED: [Component; 5] = [
+    Component::Orchestrator,
+    Component::ReflexLayer,
+    Component::PlannerArm,
+    Component::GuardianArm,
+    Component::Postgres,
+];
+
+/// llm-sim on a named latency profile, no injected errors, and the plan mix.
+fn configure_llm_sim(stack: &Stack, llm: LlmProfile) -> Result<()> {
+    let config = json!({
+        "latency": llm.name(),
+        "tokens": {"min": 16, "max": 16},
+        "plans": {
+            "seed": 7,
+            "shapes": [
+                {"weight": 3, "steps": ["retrieve"]},
+                {"weight": 1, "steps": ["retrieve", "generate_code"]},
+                {"weight": 1, "steps": ["run_command"]}
+            ]
+        }
+    });
+    let token = std::fs::read_to_string(stack.secret_path("llm-sim-admin-token"))
+        .context("reading llm-sim's admin token")?;
+    let auth = format!("Authorization: Bearer {}", token.trim());
+    let url = format!("{}/admin/config", stack.url(Component::LlmSim));
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        &auth,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &config.to_string(),
+        &url,
+    ])
+    .context("setting llm-sim's latency profile and plan mix")?;
+    Ok(())
+}
+
+/// What the stack has spent so far: CPU per component, PostgreSQL commits and WAL.
+struct Usage {
+    cpu_seconds: Vec<(Component, f64)>,
+    commits: f64,
+    wal_bytes: f64,
+}
+
+impl Usage {
+    fn take(stack: &Stack) -> Result<Self> {
+        let cpu_seconds = Component::ALL
+            .into_iter()
+            .filter_map(|c| stack.pid(c).map(|pid| (c, cpu_seconds_of_tree(pid))))
+            .collect();
+        let row = Postgres::new(stack).psql(
+            "SELECT (SELECT sum(xact_commit) FROM pg_stat_database), pg_current_wal_lsn() - '0/0'",
+        )?;
+        let mut fields = row
+            .trim()
+            .split('|')
+            .map(|f| f.trim().parse::<f64>().unwrap_or(0.0));
+        Ok(Self {
+            cpu_seconds,
+            commits: fields.next().unwrap_or(0.0),
+            wal_bytes: fields.next().unwrap_or(0.0),
+        })
+    }
+}
+
+/// The server side of the run, for the report.
+fn server_figures(
+    stack: &Stack,
+    before: &Usage,
+    after: &Usage,
+    completed: u64,
+    elapsed: Duration,
+) -> Result<Value> {
+    let tasks = completed.max(1) as f64;
+    let mut cpu = serde_json::Map::new();
+    let mut total_ms = 0.0;
+    for (component, end) in &after.cpu_seconds {
+        let start = before
+            .cpu_seconds
+            .iter()
+            .find(|(c, _)| c == component)
+            .map_or(0.0, |(_, s)| *s);
+        let ms_per_task = (end - start).max(0.0) * 1000.0 / tasks;
+        total_ms += ms_per_task;
+        if ms_per_task >= 0.005 {
+            cpu.insert(component.name().to_owned(), json!(round3(ms_per_task)));
+        }
+    }
+    let seconds = elapsed.as_secs_f64().max(1.0);
+    let window = format!("{}s", elapsed.as_secs().max(15));
+    let prometheus = Prometheus::new(&stack.url(Component::Prometheus));
+    let scalar = |query: &str| prometheus.scalar(query).ok().flatten().map(round3);
+    Ok(json!({
+        "source": "CPU from /proc (each component's process tree), commits and WAL from PostgreSQL, the rest from Prometheus",
+        "completed_tasks": completed,
+        "window_seconds": round3(seconds),
+        "cpu_ms_per_task": cpu,
+        "cpu_ms_per_task_total": round3(total_ms),
+        "postgres_commits_per_task": round3((after.commits - before.commits) / tasks),
+        "postgres_commits_per_second": round3((after.commits - before.commits) / seconds),
+        "postgres_wal_bytes_per_task": round3((after.wal_bytes - before.wal_bytes) / tasks),
+        "postgres_connections_max": scalar(&format!("max_over_time(sum(pg_stat_database_numbackends)[{window}:])")),
+        "queue_depth_max": scalar(&format!("max_over_time(max(octollm_task_queue_depth)[{window}:])")),
+        "bottleneck": bottleneck(&cpu),
+    }))
+}
+
+/// The component that spent the most CPU per task.
+fn bottleneck(cpu: &serde_json::Map<String, Value>) -> Value {
+    cpu.iter()
+        .filter_map(|(name, ms)| Some((name, ms.as_f64()?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or(Value::Null, |(name, ms)| {
+            json!(format!("{name} ({ms:.2} ms of CPU per task)"))
+        })
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// One line on stdout: the figures people quote.
+fn summary_line(report: &Value, server: &Value) -> String {
+    format!(
+        "completed {}/s, p50 {} ms, p95 {} ms, p99 {} ms, errors {}, lost {}, CPU {} ms/task, {} commits/task",
+        report["rates"]["completed_per_s"]
+            .as_f64()
+            .map_or("?".into(), |r| format!("{r:.1}")),
+        report["latency_ms"]["p50"],
+        report["latency_ms"]["p95"],
+        report["latency_ms"]["p99"],
+        report["errors"],
+        report["ledger"]["lost"],
+        server["cpu_ms_per_task_total"],
+        server["postgres_commits_per_task"],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadTest,
+    }
+
+    fn args(line: &[&str]) -> Vec<String> {
+        let cli = Cli::parse_from(std::iter::once("load-test").chain(line.iter().copied()));
+        cli.load.engine_args()
+    }
+
+    #[test]
+    fn profiles_become_engine_arguments() {
+        let smoke = args(&[]);
+        assert!(smoke.windows(2).any(|w| w == ["--rate", "20"]));
+        assert!(smoke.windows(2).any(|w| w == ["--threshold", "lost==0"]));
+        let knee = args(&["--profile", "progressive", "--rate", "3000"]);
+        assert!(knee.contains(&"--find-knee".to_owned()));
+        assert!(knee.windows(2).any(|w| w == ["--knee-max", "3000"]));
+        let breakpoint = args(&["--profile", "breakpoint", "--duration", "2m"]);
+        assert!(
+            breakpoint
+                .windows(2)
+                .any(|w| w == ["--stages", "120s:1000"])
+        );
+        assert!(breakpoint.contains(&"--abort-on-fail".to_owned()));
+    }
+
+    #[test]
+    fn given_thresholds_replace_the_profile_defaults() {
+        let custom = args(&["--threshold", "p95<1ms"]);
+        let thresholds: Vec<&String> = custom
+            .windows(2)
+            .filter(|w| w[0] == "--threshold")
+            .map(|w| &w[1])
+            .collect();
+        assert_eq!(thresholds, ["p95<1ms"]);
+    }
+
+    #[test]
+    fn the_bottleneck_is_the_largest_spender() {
+        let cpu = json!({"orchestrator": 1.9, "postgres": 3.8, "reflex-layer": 0.3});
+        let Value::Object(map) = cpu else {
+            unreachable!()
+        };
+        assert_eq!(
+            bottleneck(&map),
+            json!("postgres (3.80 ms of CPU per task)")
+        );
+    }
+
+    #[test]
+    fn an_unknown_profile_is_a_usage_error() {
+        assert!(Cli::try_parse_from(["load-test", "--profile", "nightly"]).is_err());
+    }
+}
