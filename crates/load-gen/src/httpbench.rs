@@ -1,17 +1,18 @@
 //! `octollm-load http`: open-model, fixed-rate requests to one endpoint, to
-//! compare this generator with k6 and wrk on the same target. Same
-//! scheduler and recorder as `run`: latency from the scheduled time,
-//! `--connections` requests on the wire at once (the rest wait their turn,
-//! and that wait counts), arrivals beyond `--max-in-flight` dropped.
+//! compare this generator with k6 and wrk on the same target. The recorder
+//! of `run`; `--connections` workers, one request on the wire each, claim
+//! the arrivals in schedule order (k6's constant-arrival-rate with
+//! pre-allocated VUs, without a task per request). Latency runs from each
+//! arrival's scheduled time, so waiting for a free worker counts; arrivals
+//! more than `--max-in-flight` behind the schedule are dropped and counted.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::engine::{bearer, read_secret, unix_ms};
@@ -58,7 +59,7 @@ pub struct HttpArgs {
     /// Requests on the wire at once (≈ keep-alive connections).
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
-    /// Arrivals waiting or on the wire at most; beyond it they are dropped and counted.
+    /// Arrivals allowed behind the schedule; beyond it they are dropped and counted.
     #[arg(long, default_value_t = 10_000)]
     pub max_in_flight: u64,
     /// Per-request timeout.
@@ -97,6 +98,8 @@ pub async fn run(args: HttpArgs) -> Result<Outcome, Failure> {
     }
     let method = reqwest::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| Failure::Usage(format!("`{}` is not an HTTP method", args.method)))?;
+    let url = reqwest::Url::parse(&args.url)
+        .map_err(|e| Failure::Usage(format!("`{}` is not a URL: {e}", args.url)))?;
     let body = match &args.body_file {
         Some(p) => Some(
             std::fs::read(p)
@@ -117,7 +120,7 @@ pub async fn run(args: HttpArgs) -> Result<Outcome, Failure> {
         .build()
         .context("building the HTTP client")?;
     // The target must answer before the clock starts.
-    http.request(method.clone(), &args.url)
+    http.request(method.clone(), url.clone())
         .timeout(Duration::from_secs(10))
         .send()
         .await
@@ -126,8 +129,7 @@ pub async fn run(args: HttpArgs) -> Result<Outcome, Failure> {
     let start = Instant::now();
     let started_unix_ms = unix_ms();
     let shared = Arc::new(Shared::new(start)?);
-    let slots = Arc::new(Semaphore::new(args.connections));
-    let request = Arc::new((http, method, args.url.clone(), body, auth, content_type));
+    let request = Arc::new((http, method, url, body, auth, content_type));
 
     let monitor = {
         let shared = shared.clone();
@@ -168,69 +170,86 @@ pub async fn run(args: HttpArgs) -> Result<Outcome, Failure> {
         })
     };
 
-    let profile = crate::profile::Profile::constant(args.rate, args.duration);
+    // `--connections` workers claim arrivals in order (arrival k is due at
+    // k / rate) and each sends one request at a time: no task per request.
+    // A worker ahead of the schedule sleeps until the arrival's due time; one
+    // behind sends at once (a late start past the tolerance). Arrivals more
+    // than `--max-in-flight` behind the schedule are dropped, in bulk.
+    // Latency runs from the due time either way.
+    let rate = args.rate;
+    let total = (rate * args.duration.as_secs_f64()).floor() as u64;
+    let next = Arc::new(AtomicU64::new(0));
     let mut set = JoinSet::new();
-    let mut n = 0u64;
-    for t in profile.arrivals() {
-        let due = start + Duration::from_secs_f64(t);
-        if Instant::now() < due {
-            while set.try_join_next().is_some() {}
-            tokio::time::sleep_until(due.into()).await;
-        }
-        let late = Instant::now().saturating_duration_since(due) > args.late_start_tolerance;
-        if shared.in_flight() >= args.max_in_flight {
-            shared.with(|r| r.dropped(due));
-            continue;
-        }
-        shared.with(|r| {
-            r.sent(due);
-            if late {
-                r.late(due);
-            }
-        });
-        let guard = shared.enter();
-        let (shared, slots, request) = (shared.clone(), slots.clone(), request.clone());
+    for _ in 0..args.connections {
+        let (shared, request, next) = (shared.clone(), request.clone(), next.clone());
+        let (tolerance, max_behind) = (args.late_start_tolerance, args.max_in_flight);
         set.spawn(async move {
-            let _guard = guard;
-            let Ok(_slot) = slots.acquire().await else {
-                return;
-            };
             let (http, method, url, body, auth, content_type) = &*request;
-            let mut builder = http.request(method.clone(), url.as_str());
-            if let Some(auth) = auth {
-                builder = builder.header(AUTHORIZATION, auth.clone());
-            }
-            if let Some(body) = body {
-                builder = builder
-                    .header(CONTENT_TYPE, content_type.clone())
-                    .body(body.clone());
-            }
-            let outcome = match builder.send().await {
-                Ok(r) => {
-                    let status = r.status();
-                    let read = r.bytes().await.is_ok();
-                    Some((status, read))
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= total || shared.stopping() {
+                    break;
                 }
-                Err(_) => None,
-            };
-            let now = Instant::now();
-            shared.with(|r| match outcome {
-                Some((status, true)) => {
-                    r.completed(now, now.saturating_duration_since(due));
-                    if status.as_u16() == 429 {
-                        r.rate_limited(now);
-                    } else if !(status.is_success() || status.is_redirection()) {
-                        r.error(now, &format!("http_{}", status.as_u16()));
+                let due = start + Duration::from_secs_f64(k as f64 / rate);
+                let now = Instant::now();
+                if now < due {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(due.into()) => {}
+                        () = shared.stopped() => break,
+                    }
+                } else {
+                    let due_by_now = (((now - start).as_secs_f64() * rate) as u64).min(total);
+                    if due_by_now.saturating_sub(k) > max_behind {
+                        // Skip to `max_behind` behind now; this arrival and
+                        // every one skipped are dropped.
+                        let resume = due_by_now - max_behind;
+                        let before = next.fetch_max(resume, Ordering::Relaxed);
+                        let skipped = resume.saturating_sub(before);
+                        shared.with(|r| r.dropped_n(due, 1 + skipped));
+                        continue;
                     }
                 }
-                Some((_, false)) => r.error(now, "body"),
-                None => r.error(now, "transport"),
-            });
+                let late = Instant::now().saturating_duration_since(due) > tolerance;
+                shared.with(|r| {
+                    r.sent(due);
+                    if late {
+                        r.late(due);
+                    }
+                });
+                let guard = shared.enter();
+                let mut builder = http.request(method.clone(), url.clone());
+                if let Some(auth) = auth {
+                    builder = builder.header(AUTHORIZATION, auth.clone());
+                }
+                if let Some(body) = body {
+                    builder = builder
+                        .header(CONTENT_TYPE, content_type.clone())
+                        .body(body.clone());
+                }
+                let outcome = match builder.send().await {
+                    Ok(r) => {
+                        let status = r.status();
+                        let read = r.bytes().await.is_ok();
+                        Some((status, read))
+                    }
+                    Err(_) => None,
+                };
+                drop(guard);
+                let now = Instant::now();
+                shared.with(|r| match outcome {
+                    Some((status, true)) => {
+                        r.completed(now, now.saturating_duration_since(due));
+                        if status.as_u16() == 429 {
+                            r.rate_limited(now);
+                        } else if !(status.is_success() || status.is_redirection()) {
+                            r.error(now, &format!("http_{}", status.as_u16()));
+                        }
+                    }
+                    Some((_, false)) => r.error(now, "body"),
+                    None => r.error(now, "transport"),
+                });
+            }
         });
-        n += 1;
-        if n.is_multiple_of(256) {
-            while set.try_join_next().is_some() {}
-        }
     }
     tokio::time::sleep_until((start + args.duration).into()).await;
     let send_end = Instant::now();
@@ -246,6 +265,13 @@ pub async fn run(args: HttpArgs) -> Result<Outcome, Failure> {
     }
     set.abort_all();
     while set.join_next().await.is_some() {}
+    // Arrivals no worker got to before the end were not sent either.
+    shared.with(|r| {
+        let unsent = total.saturating_sub(r.totals.sent + r.totals.dropped);
+        if unsent > 0 {
+            r.dropped_n(send_end, unsent);
+        }
+    });
     let drain_s = send_end.elapsed().as_secs_f64();
     let _ = monitor.await;
 

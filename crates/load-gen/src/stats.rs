@@ -154,9 +154,13 @@ impl Recorder {
     }
 
     pub fn dropped(&mut self, at: Instant) {
+        self.dropped_n(at, 1);
+    }
+
+    pub fn dropped_n(&mut self, at: Instant, n: u64) {
         let sec = self.sec_of(at);
-        self.row(sec).dropped += 1;
-        self.totals.dropped += 1;
+        self.row(sec).dropped += n;
+        self.totals.dropped += n;
     }
 
     pub fn rate_limited(&mut self, now: Instant) {

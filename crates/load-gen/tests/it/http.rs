@@ -87,5 +87,32 @@ async fn http_meets_a_fixed_rate_against_serve_mock() {
             .contains("threshold `errors==0` FAILED: errors = 100.0000%"),
         "{o:?}"
     );
+
+    // One connection cannot carry 20,000/s: arrivals beyond 50 behind the
+    // schedule are dropped and counted, and every arrival is accounted for.
+    let o = octollm_load(&[
+        "http",
+        "--url",
+        &url,
+        "--rate",
+        "20000",
+        "--duration",
+        "1s",
+        "--connections",
+        "1",
+        "--max-in-flight",
+        "50",
+        "--threshold",
+        "dropped_iterations==0",
+    ])
+    .await;
+    assert_eq!(o.code, 1, "{o:?}");
+    let summary = o.summary();
+    let (sent, dropped) = (
+        summary["totals"]["sent"].as_u64().unwrap(),
+        summary["totals"]["dropped"].as_u64().unwrap(),
+    );
+    assert!(dropped > 1000, "{dropped}");
+    assert_eq!(sent + dropped, 20_000);
     drop(mock.0);
 }
