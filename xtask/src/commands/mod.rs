@@ -67,6 +67,29 @@ pub trait Named: Sized + Sync + 'static {
     fn picks() -> &'static [Pick<Self>];
 }
 
+/// Makes the rows of a static table (`$table`, of a type with `name` and
+/// `summary` fields) nameable on the command line as [`Pick`]s.
+#[macro_export]
+macro_rules! pickable {
+    ($row:ty, $table:expr) => {
+        impl $crate::commands::Named for $row {
+            fn name(&self) -> &'static str {
+                self.name
+            }
+
+            fn help(&self) -> &'static str {
+                self.summary
+            }
+
+            fn picks() -> &'static [$crate::commands::Pick<Self>] {
+                static PICKS: std::sync::OnceLock<Vec<$crate::commands::Pick<$row>>> =
+                    std::sync::OnceLock::new();
+                PICKS.get_or_init(|| $table.iter().map($crate::commands::Pick).collect())
+            }
+        }
+    };
+}
+
 /// A table row as a clap value: `--help` lists every name with its help,
 /// and any other name is a usage error (exit code 2).
 pub struct Pick<T: 'static>(pub &'static T);

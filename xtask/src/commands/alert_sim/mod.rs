@@ -26,7 +26,6 @@ mod scenarios;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -36,7 +35,7 @@ use self::fault::{FaultContext, Traffic};
 use self::observe::{Bound, Expect, Live, Observer};
 use self::report::{PageResult, Report, ScenarioResult};
 use self::scenarios::{NOT_REPRODUCED, SCENARIOS, Scenario};
-use super::{Named, OutputArgs, Pick, TargetStackArgs, status};
+use super::{OutputArgs, Pick, TargetStackArgs, status};
 use crate::commands::runbooks::Doc;
 use crate::prom::rules::{Rules, parse_duration};
 use crate::stack::deploy::with_temporary_stack;
@@ -207,20 +206,7 @@ fn list(json: bool) -> Result<()> {
     Ok(())
 }
 
-impl Named for Scenario {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn help(&self) -> &'static str {
-        self.summary
-    }
-
-    fn picks() -> &'static [Pick<Self>] {
-        static PICKS: OnceLock<Vec<Pick<Scenario>>> = OnceLock::new();
-        PICKS.get_or_init(|| SCENARIOS.iter().map(Pick).collect())
-    }
-}
+crate::pickable!(Scenario, SCENARIOS);
 
 /// What the suite knows about the stack's alerting path.
 struct Setup<'a> {

@@ -16,13 +16,12 @@ mod scenarios;
 mod steps;
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
-use super::{Named, OutputArgs, Pick, TargetStackArgs, status};
+use super::{OutputArgs, Pick, TargetStackArgs, status};
 use crate::stack::Stack;
 use crate::stack::deploy;
 use crate::stack::ports::PlannedStack;
@@ -64,20 +63,7 @@ pub struct DrTest {
     rate: u32,
 }
 
-impl Named for Scenario {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn help(&self) -> &'static str {
-        self.summary
-    }
-
-    fn picks() -> &'static [Pick<Self>] {
-        static PICKS: OnceLock<Vec<Pick<Scenario>>> = OnceLock::new();
-        PICKS.get_or_init(|| SCENARIOS.iter().map(Pick).collect())
-    }
-}
+crate::pickable!(Scenario, SCENARIOS);
 
 /// What every scenario gets.
 pub struct Drill<'a> {
