@@ -328,9 +328,7 @@ fn configure_llm_sim(stack: &Stack, llm: LlmProfile) -> Result<()> {
             ]
         }
     });
-    let token = std::fs::read_to_string(stack.secret_path("llm-sim-admin-token"))
-        .context("reading llm-sim's admin token")?;
-    let auth = format!("Authorization: Bearer {}", token.trim());
+    let auth = stack.bearer_header(&stack.secret_path("llm-sim-admin-token"))?;
     let url = format!("{}/admin/config", stack.url(Component::LlmSim));
     curl(&[
         "-X",

@@ -1,21 +1,11 @@
 //! The orchestrator's task API and the arms, as the stack's own tools call
 //! them (through curl, with the stack's API token).
 
-use std::fs;
-
 use anyhow::{Context, Result, bail};
 
 use super::{Component, Stack};
 use crate::say;
 use crate::util::curl;
-
-/// The stack's API token, as `deploy` wrote it.
-pub fn api_token(stack: &Stack) -> Result<String> {
-    Ok(fs::read_to_string(stack.token_path())
-        .context("reading the stack's API token")?
-        .trim()
-        .to_owned())
-}
 
 /// POSTs `task` to the stack's orchestrator; returns the 202 body.
 pub fn submit_task(stack: &Stack, task: &serde_json::Value) -> Result<serde_json::Value> {
@@ -27,7 +17,7 @@ pub fn submit_task(stack: &Stack, task: &serde_json::Value) -> Result<serde_json
 /// POSTs `body` as JSON with the stack's API token; returns the answer body
 /// (an error for any status but 2xx).
 pub fn post_json(stack: &Stack, url: &str, body: &serde_json::Value) -> Result<String> {
-    let auth = format!("Authorization: Bearer {}", api_token(stack)?);
+    let auth = stack.bearer_header(&stack.token_path())?;
     let body = body.to_string();
     curl(&[
         "-X",
@@ -44,8 +34,7 @@ pub fn post_json(stack: &Stack, url: &str, body: &serde_json::Value) -> Result<S
 
 /// GETs `url` with the stack's API token.
 pub fn get(stack: &Stack, url: &str) -> Result<String> {
-    let auth = format!("Authorization: Bearer {}", api_token(stack)?);
-    curl(&["-H", &auth, url])
+    curl(&["-H", &stack.bearer_header(&stack.token_path())?, url])
 }
 
 /// Long-polls a task for up to 30 s; returns it (terminal unless it timed out).

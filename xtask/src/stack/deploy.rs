@@ -14,7 +14,7 @@ use super::launch::{self, DEFAULT_TIMINGS, Timings};
 use super::ports::PlannedStack;
 use super::postgres::Postgres;
 use super::{Component, Stack, api, backup, prerequisites};
-use crate::util::{progress, wait_for};
+use crate::util::{progress, random_hex, wait_for};
 use crate::{prom, say};
 
 /// What to deploy, and where.
@@ -145,7 +145,7 @@ pub fn with_temporary_stack<T>(
     compress_time: Option<u32>,
     check: impl FnOnce(&Stack) -> Result<T>,
 ) -> Result<T> {
-    let state_dir = temporary_state_dir(planned.name());
+    let state_dir = temporary_state_dir(planned.name())?;
     let result = planned.allocate().and_then(|port_base| {
         DeployPlan {
             state_dir: state_dir.clone(),
@@ -162,8 +162,16 @@ pub fn with_temporary_stack<T>(
     Ok(value)
 }
 
-fn temporary_state_dir(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("octollm-{name}-{}", std::process::id()))
+/// A new directory of our own under the temp dir: a random name, created
+/// exclusively with mode 0700, so nobody can plant or read files in it.
+fn temporary_state_dir(name: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = std::env::temp_dir().join(format!("octollm-{name}-{}", random_hex(8)?));
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
 }
 
 /// Stops a stack and deletes everything it had: processes, data, backups.

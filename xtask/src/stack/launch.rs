@@ -130,7 +130,8 @@ fn listen(stack: &Stack, component: Component) -> String {
 /// Renders a config template into the state directory; returns its text.
 fn render(stack: &Stack, template: &str, file: &str, vars: &Vars) -> Result<String> {
     let text = template::render_file(&project_root().join(template), vars)?;
-    std::fs::write(stack.config_path(file), &text)?;
+    // Mode 0600: a rendered config may carry a secret (redis.conf's requirepass).
+    write_secret(&stack.config_path(file), &text)?;
     Ok(text)
 }
 

@@ -101,6 +101,21 @@ impl Stack {
         self.state_dir.join("api-token")
     }
 
+    /// `@FILE` for curl's `-H`: a 0600 file beside the secrets holding
+    /// `Authorization: Bearer <token>` for the token in `token_file`, so
+    /// the token never shows on a command line (`ps` shows argv to every
+    /// local user).
+    pub fn bearer_header(&self, token_file: &Path) -> Result<String> {
+        let token = fs::read_to_string(token_file)
+            .with_context(|| format!("reading {}", token_file.display()))?;
+        let name = token_file
+            .file_name()
+            .map_or("token".into(), |n| n.to_string_lossy().into_owned());
+        let path = self.secret_path(&format!("{name}.header"));
+        crate::util::write_secret(&path, &format!("Authorization: Bearer {}\n", token.trim()))?;
+        Ok(format!("@{}", path.display()))
+    }
+
     /// A secret generated once and kept (mode 0600) in `secrets/`.
     pub fn secret(&self, name: &str) -> Result<String> {
         let path = self.secret_path(name);
@@ -123,14 +138,18 @@ impl Stack {
         PathBuf::from("/var/lib/octollm").join(name)
     }
 
-    /// The pid of a live process of the component, if any.
+    /// The pid of a live process of the component, if any: the recorded
+    /// pid, alive, and started when the recorded process started (a pid the
+    /// kernel reused for another process is not ours).
     pub fn pid(&self, component: Component) -> Option<i32> {
         let pid: i32 = fs::read_to_string(self.run_file(component, "pid"))
             .ok()?
             .trim()
             .parse()
             .ok()?;
-        is_alive(pid).then_some(pid)
+        let recorded = fs::read_to_string(self.run_file(component, "started")).ok();
+        let same_process = recorded.is_none_or(|r| start_time(pid).as_deref() == Some(r.trim()));
+        (is_alive(pid) && same_process).then_some(pid)
     }
 
     /// What the running process was started from (binary, args, env, config).
@@ -169,6 +188,10 @@ impl Stack {
         let mut child = child;
         std::thread::spawn(move || child.wait());
         fs::write(self.run_file(component, "pid"), pid.to_string())?;
+        fs::write(
+            self.run_file(component, "started"),
+            start_time(pid).unwrap_or_default(),
+        )?;
         fs::write(self.run_file(component, "fingerprint"), fingerprint)?;
         Ok(pid)
     }
@@ -242,11 +265,39 @@ impl Stack {
     }
 }
 
+/// When `pid` started, in clock ticks since boot (`/proc/<pid>/stat` field 22).
+fn start_time(pid: i32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // Fields after the name start at field 3 (the state).
+    rest.split_whitespace().nth(22 - 3).map(str::to_owned)
+}
+
 /// Removes the deploy lock when dropped.
 pub struct DeployLock(PathBuf);
 
 impl Drop for DeployLock {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_pid_is_not_our_process() {
+        let dir = std::env::temp_dir().join(format!("stack-pid-{}", std::process::id()));
+        let stack = Stack::new(&dir, 0).unwrap();
+        let mut sleep = Command::new("sleep");
+        sleep.arg("30");
+        let pid = stack.spawn(Component::AlertSink, sleep, "f").unwrap();
+        assert_eq!(stack.pid(Component::AlertSink), Some(pid));
+        // The same pid, but recorded for a process that started at another time.
+        fs::write(stack.run_file(Component::AlertSink, "started"), "1").unwrap();
+        assert_eq!(stack.pid(Component::AlertSink), None);
+        signal(pid, "KILL").unwrap();
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -462,10 +462,12 @@ impl<'a> Postgres<'a> {
     }
 
     /// Runs `sql` as the superuser in `database`; rows as `a|b` lines.
+    /// The SQL goes through psql's stdin, never its argv: provisioning SQL
+    /// carries role passwords, and argv is visible to every local user.
     pub fn psql_in(&self, database: &str, sql: &str) -> Result<String> {
-        run(self
-            .client_in("psql", database)
-            .args(["-v", "ON_ERROR_STOP=1", "-qtA", "-c", sql]))
+        let mut command = self.client_in("psql", database);
+        command.args(["-v", "ON_ERROR_STOP=1", "-qtA", "-f", "-"]);
+        run_with_input(&mut command, sql)
     }
 
     /// Removes the cluster and its backups (for `down --purge`).
@@ -496,6 +498,32 @@ fn chown_postgres(path: &std::path::Path) -> Result<()> {
         .arg("postgres:postgres")
         .arg(path))
     .map(drop)
+}
+
+/// Runs `command` with `input` on its stdin; its stdout, or an error with
+/// its stderr.
+fn run_with_input(command: &mut Command, input: &str) -> Result<String> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {}", command.get_program().to_string_lossy()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes())?;
+    }
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!(
+            "{} failed: {}{}",
+            command.get_program().to_string_lossy(),
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 fn run(command: &mut Command) -> Result<String> {

@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::Result;
@@ -25,6 +25,8 @@ pub fn write_secret(path: &Path, value: &str) -> Result<()> {
         .write(true)
         .mode(0o600)
         .open(path)?;
+    // An existing file keeps its mode on open: set it.
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
     std::io::Write::write_all(&mut file, value.as_bytes())?;
     Ok(())
 }

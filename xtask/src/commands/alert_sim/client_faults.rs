@@ -125,7 +125,7 @@ fn terminate(stack: &Stack, application: &str) -> Result<()> {
         .map(drop)
 }
 
-/// Key prefix of the filler's writes (redis-benchmark's `key:` pattern).
+/// Key pattern of the filler's writes.
 const FILLER_KEYS: &str = "key:*";
 
 /// Redis with `maxmemory` lowered to what it uses now plus 1 MiB, and a
@@ -160,26 +160,35 @@ pub fn fill_redis(stack: &Stack) -> Result<RedisFill> {
     let writer = {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
+            let value = "x".repeat(4096);
+            let mut batch = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let started = std::time::Instant::now();
-                let _ = Command::new("redis-benchmark")
-                    .args(["-h", "127.0.0.1", "-p", &port, "-a", &password])
-                    .args([
-                        "-t",
-                        "set",
-                        "-n",
-                        "300",
-                        "-r",
-                        "100000000",
-                        "-d",
-                        "4096",
-                        "-c",
-                        "4",
-                        "-q",
-                    ])
+                // 300 fresh keys in Redis's own protocol through `redis-cli
+                // --pipe`; the password goes by environment, never argv.
+                let mut commands = String::new();
+                for i in 0..300 {
+                    let key = format!("key:{batch}:{i}");
+                    commands.push_str(&format!(
+                        "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n",
+                        key.len(),
+                        value.len()
+                    ));
+                }
+                batch += 1;
+                let _ = Command::new("redis-cli")
+                    .args(["-h", "127.0.0.1", "-p", &port, "--pipe"])
+                    .env("REDISCLI_AUTH", &password)
+                    .stdin(Stdio::piped())
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
-                    .status();
+                    .spawn()
+                    .and_then(|mut child| {
+                        if let Some(mut stdin) = child.stdin.take() {
+                            std::io::Write::write_all(&mut stdin, commands.as_bytes())?;
+                        }
+                        child.wait()
+                    });
                 std::thread::sleep(Duration::from_secs(1).saturating_sub(started.elapsed()));
             }
         })

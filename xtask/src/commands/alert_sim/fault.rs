@@ -307,9 +307,9 @@ pub fn llm_sim_admin(
     path: &str,
     body: Option<&str>,
 ) -> Result<String> {
-    let token = std::fs::read_to_string(stack.secret_path("llm-sim-admin-token"))
-        .context("reading llm-sim's admin token (redeploy: `cargo xtask deploy` creates it)")?;
-    let auth = format!("Authorization: Bearer {}", token.trim());
+    let auth = stack
+        .bearer_header(&stack.secret_path("llm-sim-admin-token"))
+        .context("llm-sim's admin token (redeploy: `cargo xtask deploy` creates it)")?;
     let url = format!("{}{path}", stack.url(Component::LlmSim));
     let mut args = vec!["-X", method, "-H", &auth];
     if let Some(body) = body {
@@ -333,9 +333,9 @@ impl Traffic {
     pub fn start(stack: &Stack, load: Load) -> Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
-        let token = crate::stack::api::api_token(stack)?;
+        let auth = stack.bearer_header(&stack.token_path())?;
         if let Load::OneUserFlood { per_second } = load {
-            return Ok(Self::one_user_flood(stack, &token, per_second));
+            return Ok(Self::one_user_flood(stack, &auth, per_second));
         }
         let (per_second, request): (u32, Arc<dyn Fn(u64) -> Vec<String> + Send + Sync>) = match load
         {
@@ -343,7 +343,6 @@ impl Traffic {
             Load::None => (0, Arc::new(|_| Vec::new())),
             Load::Tasks { per_second } => {
                 let url = format!("{}/v1/tasks", stack.url(Component::Orchestrator));
-                let auth = format!("Authorization: Bearer {token}");
                 (
                     per_second,
                     Arc::new(move |i| {
@@ -356,7 +355,6 @@ impl Traffic {
             }
             Load::CostlyTasks { per_second } => {
                 let url = format!("{}/v1/tasks", stack.url(Component::Orchestrator));
-                let auth = format!("Authorization: Bearer {token}");
                 let context = "Quarterly operations notes, to be summarised. ".repeat(850);
                 (
                     per_second,
@@ -373,7 +371,6 @@ impl Traffic {
             }
             Load::PiiTexts { per_second } => {
                 let url = format!("{}/v1/reflex/check", stack.url(Component::ReflexLayer));
-                let auth = format!("Authorization: Bearer {token}");
                 (
                     per_second,
                     Arc::new(move |i| {
@@ -386,7 +383,6 @@ impl Traffic {
             }
             Load::Injections { per_second } => {
                 let url = format!("{}/v1/reflex/check", stack.url(Component::ReflexLayer));
-                let auth = format!("Authorization: Bearer {token}");
                 (
                     per_second,
                     Arc::new(move |i| {
@@ -446,16 +442,15 @@ impl Traffic {
 
     /// Once a second, one `curl` sends `per_second` checks of the same user
     /// over 20 parallel connections.
-    fn one_user_flood(stack: &Stack, token: &str, per_second: u32) -> Self {
+    fn one_user_flood(stack: &Stack, auth: &str, per_second: u32) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
-        let auth = format!("Authorization: Bearer {token}");
         let url = format!(
             "{}/v1/reflex/check?n=[1-{per_second}]",
             stack.url(Component::ReflexLayer)
         );
         let body = r#"{"text":"What is the status of my order?","user_id":"alert-sim-flood"}"#;
-        let mut args = request_args(&auth, &url, body);
+        let mut args = request_args(auth, &url, body);
         args.splice(0..0, ["-Z", "--parallel-max", "20"].map(str::to_owned));
         let thread = {
             let stop = Arc::clone(&stop);

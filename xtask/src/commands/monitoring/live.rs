@@ -169,9 +169,8 @@ const INJECTION_GOAL: &str =
 /// the reflex layer; one is a prompt injection, which must come back
 /// `rejected` (so the block decision and detection series move too).
 pub fn drive_traffic(stack: &Stack) -> Result<()> {
-    let token = crate::stack::api::api_token(stack)?;
     let base = stack.url(Component::Orchestrator);
-    let auth = format!("Authorization: Bearer {token}");
+    let auth = stack.bearer_header(&stack.token_path())?;
     let submit = |task: serde_json::Value| crate::stack::api::submit_task(stack, &task);
     let mut ids = Vec::new();
     for (task_type, priority) in [

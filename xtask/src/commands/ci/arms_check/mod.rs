@@ -20,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::say;
-use crate::stack::api::{api_token, submit_task, wait_task};
+use crate::stack::api::{submit_task, wait_task};
 use crate::stack::{Component, Stack};
 use crate::util::curl;
 
@@ -50,7 +50,7 @@ pub struct Catalogue {
 
 impl Catalogue {
     fn fetch(stack: &Stack) -> Result<Self> {
-        let auth = format!("Authorization: Bearer {}", api_token(stack)?);
+        let auth = stack.bearer_header(&stack.token_path())?;
         let arms = Component::ARMS
             .iter()
             .map(|component| {
