@@ -14,6 +14,7 @@ mod system_test;
 use super::{alert_sim, dr_test, images, monitoring, runbooks};
 use crate::say;
 use crate::stack::{container_engine, prerequisites};
+use crate::util::check_failed;
 
 #[derive(clap::Args)]
 pub struct Ci {
@@ -35,16 +36,18 @@ impl Ci {
         };
 
         step("prerequisites", &mut || prerequisites::ensure(sh))?;
-        step(
-            "fmt",
-            &mut || Ok(cmd!(sh, "cargo fmt --all --check").run()?),
-        )?;
+        step("fmt", &mut || {
+            checked(cmd!(sh, "cargo fmt --all --check").run(), "rustfmt")
+        })?;
         step("clippy", &mut || {
-            Ok(cmd!(
-                sh,
-                "cargo clippy --workspace --all-targets --locked -- -D warnings"
+            checked(
+                cmd!(
+                    sh,
+                    "cargo clippy --workspace --all-targets --locked -- -D warnings"
+                )
+                .run(),
+                "clippy",
             )
-            .run()?)
         })?;
         step("runbooks", &mut || runbooks::Runbooks {}.run(sh))?;
         let mut docker_host = String::new();
@@ -54,7 +57,7 @@ impl Ci {
         })?;
         step("tests", &mut || {
             let _env = sh.push_env("DOCKER_HOST", &docker_host);
-            Ok(cmd!(sh, "cargo test --workspace --locked").run()?)
+            checked(cmd!(sh, "cargo test --workspace --locked").run(), "tests")
         })?;
         if !self.no_system_test {
             step("system test (deploy, smoke, down)", &mut || {
@@ -84,4 +87,10 @@ impl Ci {
         }
         Ok(())
     }
+}
+
+/// A cargo check that ran and found problems is a failed check (exit 1),
+/// not a broken tool.
+fn checked(result: xshell::Result<()>, what: &str) -> Result<()> {
+    result.map_err(|error| check_failed(format!("{what} failed: {error}")))
 }
