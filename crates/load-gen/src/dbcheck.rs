@@ -5,7 +5,7 @@
 use crate::report::DbCheck;
 
 /// `api_view`: (task id, status the API answered; None when it answered 404).
-pub async fn check(url: &str, api_view: &[(String, Option<String>)]) -> DbCheck {
+pub async fn check(url: &str, api_view: &[(String, Option<&str>)]) -> DbCheck {
     match run(url, api_view).await {
         Ok(check) => check,
         Err(e) => DbCheck {
@@ -17,7 +17,7 @@ pub async fn check(url: &str, api_view: &[(String, Option<String>)]) -> DbCheck 
 
 async fn run(
     url: &str,
-    api_view: &[(String, Option<String>)],
+    api_view: &[(String, Option<&str>)],
 ) -> Result<DbCheck, tokio_postgres::Error> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     let driver = tokio::spawn(connection);

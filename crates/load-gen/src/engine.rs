@@ -126,6 +126,9 @@ pub struct RunArgs {
     /// After the send phase, wait at most this long for acknowledged tasks to end.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+    /// Acknowledged tasks asked for at once in the final ledger check.
+    #[arg(long, default_value_t = 64)]
+    pub verify_concurrency: usize,
     /// Pass/fail criterion, repeatable: p95<30s, errors<0.1%, lost==0, rate>=1000, rejected_429<1% ...
     #[arg(long = "threshold")]
     pub thresholds: Vec<Threshold>,
@@ -316,8 +319,40 @@ struct AckLine<'a> {
     acked_unix_ms: u64,
 }
 
+/// An acknowledged task id, 16 bytes when it is a UUID (the orchestrator's are).
+#[derive(Debug, Clone)]
+enum TaskId {
+    Uuid(uuid::Uuid),
+    Text(Box<str>),
+}
+
+impl TaskId {
+    fn new(id: &str) -> Self {
+        uuid::Uuid::try_parse(id).map_or_else(|_| TaskId::Text(id.into()), TaskId::Uuid)
+    }
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TaskId::Uuid(u) => u.hyphenated().fmt(f),
+            TaskId::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// A status from the API as a static string (no allocation per task).
+fn known_status(status: &str) -> &'static str {
+    TERMINAL
+        .iter()
+        .chain(&["queued", "running"])
+        .find(|s| **s == status)
+        .copied()
+        .unwrap_or("unknown")
+}
+
 struct AckLog {
-    entries: Vec<(String, Class)>,
+    entries: Vec<(TaskId, Class)>,
     file: std::io::BufWriter<std::fs::File>,
     write_error: Option<String>,
 }
@@ -335,6 +370,7 @@ struct Ctx {
     phase: AtomicU8,
     next_n: AtomicU64,
     verified: AtomicUsize,
+    acked: AtomicUsize,
     /// The open model's profile, for the offered rate in the progress line.
     profile: Option<Profile>,
 }
@@ -383,7 +419,8 @@ impl Ctx {
             acked_unix_ms: unix_ms(),
         };
         let mut log = self.lock_acks();
-        log.entries.push((id.to_owned(), class));
+        log.entries.push((TaskId::new(id), class));
+        self.acked.fetch_add(1, Ordering::Relaxed);
         let written = serde_json::to_writer(&mut log.file, &line)
             .map_err(|e| e.to_string())
             .and_then(|()| log.file.write_all(b"\n").map_err(|e| e.to_string()));
@@ -584,15 +621,15 @@ async fn closed_generator(ctx: Arc<Ctx>, vus: u64, duration: Duration) -> JoinSe
 
 /// Final word of the API on one acknowledged task.
 enum Final {
-    Status(String),
+    Status(&'static str),
     Lost,
-    Stuck(String),
+    Stuck(&'static str),
     Unverified,
 }
 
 async fn verify_one(ctx: &Ctx, id: &str, deadline: Instant) -> Final {
     let mut failures = 0;
-    let mut last_status = String::new();
+    let mut last_status = "";
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now()).as_secs();
         let wait = if last_status.is_empty() {
@@ -605,8 +642,8 @@ async fn verify_one(ctx: &Ctx, id: &str, deadline: Instant) -> Final {
         }
         match ctx.get(id, wait).send().await {
             Ok(r) if r.status() == StatusCode::OK => match r.json::<StatusOnly>().await {
-                Ok(s) if is_terminal(&s.status) => return Final::Status(s.status),
-                Ok(s) => last_status = s.status,
+                Ok(s) if is_terminal(&s.status) => return Final::Status(known_status(&s.status)),
+                Ok(s) => last_status = known_status(&s.status),
                 Err(_) => failures += 1,
             },
             Ok(r) if r.status() == StatusCode::NOT_FOUND => return Final::Lost,
@@ -621,30 +658,34 @@ async fn verify_one(ctx: &Ctx, id: &str, deadline: Instant) -> Final {
     }
 }
 
+/// Asks the API for every acknowledged task; with `keep_view`, also hands
+/// back (id, status or None for 404) for the database cross-check.
 async fn verify(
     ctx: &Arc<Ctx>,
     deadline: Instant,
     drain_timeout: Duration,
-) -> (LedgerReport, Vec<(String, Option<String>)>) {
-    let entries = Arc::new(ctx.lock_acks().entries.clone());
+    concurrency: usize,
+    keep_view: bool,
+) -> (LedgerReport, Vec<(String, Option<&'static str>)>) {
+    let entries = Arc::new(std::mem::take(&mut ctx.lock_acks().entries));
     let next = Arc::new(AtomicUsize::new(0));
     let results = Arc::new(Mutex::new(Vec::with_capacity(entries.len())));
     let mut workers = JoinSet::new();
-    for _ in 0..64.min(entries.len().max(1)) {
+    for _ in 0..concurrency.clamp(1, entries.len().max(1)) {
         let (ctx, entries, next, results) =
             (ctx.clone(), entries.clone(), next.clone(), results.clone());
         workers.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((id, class)) = entries.get(i) else {
+                let Some((id, _)) = entries.get(i) else {
                     break;
                 };
-                let end = verify_one(&ctx, id, deadline).await;
+                let end = verify_one(&ctx, &id.to_string(), deadline).await;
                 ctx.verified.fetch_add(1, Ordering::Relaxed);
                 results
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .push((id.clone(), *class, end));
+                    .push((i, end));
             }
         });
     }
@@ -655,11 +696,14 @@ async fn verify(
         drain_timeout_s: drain_timeout.as_secs_f64(),
         ..LedgerReport::default()
     };
-    let mut api_view = Vec::with_capacity(results.len());
-    for (id, class, end) in results {
-        let expected = ctx.mix.expected(class);
+    let mut api_view = Vec::new();
+    for (i, end) in results {
+        let Some((id, class)) = entries.get(i) else {
+            continue;
+        };
+        let expected = ctx.mix.expected(*class);
         let label = match &end {
-            Final::Status(s) => s.clone(),
+            Final::Status(s) => (*s).to_owned(),
             Final::Lost => "lost".to_owned(),
             Final::Stuck(s) => format!("stuck_{s}"),
             Final::Unverified => "unverified".to_owned(),
@@ -670,24 +714,30 @@ async fn verify(
             .or_default()
             .entry(label)
             .or_default() += 1;
-        match end {
+        let seen = match end {
             Final::Status(s) => {
                 if s != expected {
                     report.unexpected += 1;
                 }
-                *report.final_status.entry(s.clone()).or_default() += 1;
-                api_view.push((id, Some(s)));
+                *report.final_status.entry(s.to_owned()).or_default() += 1;
+                Some(Some(s))
             }
             Final::Lost => {
                 report.lost += 1;
-                api_view.push((id, None));
+                Some(None)
             }
             Final::Stuck(s) => {
                 report.stuck += 1;
-                *report.final_status.entry(s.clone()).or_default() += 1;
-                api_view.push((id, Some(s)));
+                *report.final_status.entry(s.to_owned()).or_default() += 1;
+                Some(Some(s))
             }
-            Final::Unverified => report.unverified += 1,
+            Final::Unverified => {
+                report.unverified += 1;
+                None
+            }
+        };
+        if keep_view && let Some(status) = seen {
+            api_view.push((id.to_string(), status));
         }
     }
     (report, api_view)
@@ -849,7 +899,7 @@ fn progress_line(ctx: &Ctx, elapsed: Duration) -> String {
     };
     if phase == PHASE_VERIFYING {
         let done = ctx.verified.load(Ordering::Relaxed);
-        let all = ctx.lock_acks().entries.len();
+        let all = ctx.acked.load(Ordering::Relaxed);
         return format!(
             "[{:>5}s {head}] checked {done}/{all} acknowledged tasks",
             elapsed.as_secs()
@@ -951,6 +1001,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome, Failure> {
         phase: AtomicU8::new(PHASE_SENDING),
         next_n: AtomicU64::new(0),
         verified: AtomicUsize::new(0),
+        acked: AtomicUsize::new(0),
         profile: match &plan {
             Plan::Open { profile, .. } => Some(profile.clone()),
             Plan::Closed { .. } => None,
@@ -1067,7 +1118,14 @@ pub async fn run(args: RunArgs) -> Result<Outcome, Failure> {
     } else {
         drain_deadline
     };
-    let (mut ledger, api_view) = verify(&ctx, verify_deadline, args.drain_timeout).await;
+    let (mut ledger, api_view) = verify(
+        &ctx,
+        verify_deadline,
+        args.drain_timeout,
+        args.verify_concurrency,
+        db_url.is_some(),
+    )
+    .await;
     ctx.flush_acks();
     if let Some(url) = &db_url {
         ledger.database = Some(crate::dbcheck::check(url, &api_view).await);

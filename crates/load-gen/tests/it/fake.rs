@@ -30,12 +30,20 @@ pub struct Knobs {
     pub task_time: Duration,
     /// Tasks finish at most this many per second (0 = no cap).
     pub capacity_per_s: f64,
+    /// Mirror tasks into a `tasks (id uuid, status text)` table, as the
+    /// orchestrator's store does.
+    pub db: Option<Arc<tokio_postgres::Client>>,
+    /// Never write this acknowledged task (1-based) to the table.
+    pub db_skip_nth: Option<u64>,
+    /// Leave this task's row `queued` when it succeeds.
+    pub db_stale_nth: Option<u64>,
 }
 
 struct Task {
     status: &'static str,
     done_at: Instant,
     forget: bool,
+    n: u64,
 }
 
 pub struct FakeState {
@@ -188,8 +196,19 @@ async fn submit(
             status,
             done_at,
             forget: s.knobs.forget_nth == Some(n),
+            n,
         },
     );
+    if let Some(db) = &s.knobs.db
+        && s.knobs.db_skip_nth != Some(n)
+    {
+        db.execute(
+            "INSERT INTO tasks (id, status) VALUES ($1::text::uuid, $2)",
+            &[&id, &status],
+        )
+        .await
+        .unwrap();
+    }
     (
         StatusCode::ACCEPTED,
         [(header::LOCATION, format!("/v1/tasks/{id}"))],
@@ -216,21 +235,33 @@ async fn task(
     }
     let deadline = Instant::now() + Duration::from_secs(q.wait.unwrap_or(0).min(30));
     loop {
-        let status = {
+        let (status, finished_n) = {
             let mut tasks = s.tasks.lock().unwrap();
             let Some(task) = tasks.get_mut(&id) else {
                 return problem(StatusCode::NOT_FOUND, &format!("no task {id}"));
             };
+            let mut finished_n = None;
             if task.status == "queued" && Instant::now() >= task.done_at {
                 task.status = "succeeded";
+                finished_n = Some(task.n);
             }
             let (status, forget) = (task.status, task.forget);
             if forget && status != "queued" {
                 // Reported terminal once; from now on the task is gone.
                 tasks.remove(&id);
             }
-            status
+            (status, finished_n)
         };
+        if let (Some(db), Some(n)) = (&s.knobs.db, finished_n)
+            && s.knobs.db_stale_nth != Some(n)
+        {
+            db.execute(
+                "UPDATE tasks SET status = 'succeeded' WHERE id = $1::text::uuid",
+                &[&id],
+            )
+            .await
+            .unwrap();
+        }
         if status != "queued" || Instant::now() >= deadline {
             return Json(json!({
                 "task_id": id, "status": status, "task_type": "general", "priority": "medium",

@@ -2,6 +2,7 @@
 //! orchestrator (and against its own serve-mock).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod db;
 mod fake;
 mod http;
 mod run;
