@@ -427,8 +427,9 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
                 ))
                 .arg(format!("--storage.tsdb.path={data_str}"))
                 .arg("--storage.tsdb.retention.time=30d")
-                .arg(format!("--web.listen-address={}", listen(stack, component)))
-                .arg("--web.enable-lifecycle");
+                // No --web.enable-lifecycle: nothing here reloads Prometheus
+                // over HTTP, and it would let any local user POST /-/quit.
+                .arg(format!("--web.listen-address={}", listen(stack, component)));
             Launch::new(command, &config)
         }
     })
