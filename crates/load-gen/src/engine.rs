@@ -237,6 +237,9 @@ fn plan(args: &RunArgs) -> Result<Plan, Failure> {
                 return Err(usage("--max-in-flight must be ≥ 1"));
             }
             if args.find_knee {
+                if args.duration.is_some() {
+                    return Err(usage("--find-knee sets its own length; drop --duration"));
+                }
                 let hold = args.knee_step_duration;
                 if hold < Duration::from_secs(2) || hold.subsec_nanos() != 0 {
                     return Err(usage(
@@ -1072,10 +1075,29 @@ pub async fn run(args: RunArgs) -> Result<Outcome, Failure> {
         })
     };
 
+    // SIGINT or SIGTERM: stop sending, check the ledger, write the report.
+    let interrupt = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let terminate = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            let which = tokio::select! {
+                () = terminate => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            };
+            shared.abort(format!("interrupted by {which}"));
+        })
+    };
+
     // Send phase.
     let (mut set, offered) = match &plan {
         Plan::Open { profile, .. } => {
-            let offered = profile.expected_arrivals() / profile.duration().as_secs_f64().max(1e-9);
             let set = open_generator(
                 ctx.clone(),
                 profile.clone(),
@@ -1084,7 +1106,10 @@ pub async fn run(args: RunArgs) -> Result<Outcome, Failure> {
                 args.late_start_tolerance,
             )
             .await;
-            (set, Some(offered))
+            // Offered up to where the send phase ended (a knee search or an
+            // abort ends it before the profile does).
+            let sent_for = start.elapsed().as_secs_f64().max(1e-9);
+            (set, Some(profile.arrivals_before(sent_for) / sent_for))
         }
         Plan::Closed { vus, duration } => {
             (closed_generator(ctx.clone(), *vus, *duration).await, None)
@@ -1130,6 +1155,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome, Failure> {
     if let Some(url) = &db_url {
         ledger.database = Some(crate::dbcheck::check(url, &api_view).await);
     }
+    interrupt.abort();
     monitor_done.notify_one();
     let _ = monitor.await;
     samplers_stop.notify_waiters();

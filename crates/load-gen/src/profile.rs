@@ -100,8 +100,23 @@ impl Profile {
         self.segments.iter().map(|s| s.duration).sum()
     }
 
-    pub fn expected_arrivals(&self) -> f64 {
-        self.segments.iter().map(Segment::arrivals).sum()
+    /// Arrivals offered in the first `t` seconds (the integral of the rate).
+    pub fn arrivals_before(&self, t: f64) -> f64 {
+        let mut start = 0.0;
+        let mut total = 0.0;
+        for s in &self.segments {
+            let d = s.duration.as_secs_f64();
+            if t >= start + d {
+                total += s.arrivals();
+            } else {
+                let x = (t - start).max(0.0);
+                let k = if d > 0.0 { (s.to - s.from) / d } else { 0.0 };
+                total += s.from * x + k * x * x / 2.0;
+                break;
+            }
+            start += d;
+        }
+        total
     }
 
     /// The offered arrival rate `t` seconds into the run.
@@ -233,7 +248,7 @@ mod tests {
         // 0 → 100/s over 10 s: 500 arrivals, half of them in the last 2.93 s.
         let p = Profile::stages(0.0, &parse_stages("10s:100,5s:100,5s:0").unwrap());
         let times: Vec<f64> = p.arrivals().collect();
-        let expected = p.expected_arrivals();
+        let expected = p.arrivals_before(f64::INFINITY);
         assert_eq!(expected, 500.0 + 500.0 + 250.0);
         assert!(
             (times.len() as f64 - expected).abs() <= 1.0,
@@ -247,6 +262,9 @@ mod tests {
         assert!((plateau as i64 - 500).abs() <= 1, "{plateau}");
         assert!(*times.last().unwrap() < 20.0);
         assert!((p.rate_at(5.0) - 50.0).abs() < 1e-9);
+        assert!((p.arrivals_before(50f64.sqrt()) - 250.0).abs() < 1e-9);
+        assert!((p.arrivals_before(12.0) - 700.0).abs() < 1e-9);
+        assert!((p.arrivals_before(99.0) - expected).abs() < 1e-9);
         assert!((p.rate_at(17.5) - 50.0).abs() < 1e-9);
     }
 
