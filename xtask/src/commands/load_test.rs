@@ -21,7 +21,7 @@ use crate::stack::launch::release_dir;
 use crate::stack::ports::PlannedStack;
 use crate::stack::postgres::Postgres;
 use crate::stack::{Component, Stack};
-use crate::util::{check_failed, cpu_seconds_of_tree, curl, project_root};
+use crate::util::{check_failed, cpu_seconds_of_tree, curl, project_root, signal};
 use crate::{emit, say};
 
 const ABOUT: &str = "Load-test the task path: a named profile of task submissions through the \
@@ -263,7 +263,8 @@ impl LoadTest {
 }
 
 /// CI's smoke: the smoke profile against `stack`, then its report must have
-/// every section, the server side filled in, and every plot in both formats.
+/// every section, the server side filled in, and every plot in both formats;
+/// then a frozen orchestrator must show in the latency.
 pub fn ci_smoke(sh: &Shell, stack: &Stack) -> Result<()> {
     let out = project_root().join("target/load-test/ci-smoke");
     let _ = std::fs::remove_dir_all(&out);
@@ -302,6 +303,53 @@ pub fn ci_smoke(sh: &Shell, stack: &Stack) -> Result<()> {
         bail!("the smoke report is incomplete: {}", missing.join("; "));
     }
     say!("load-test smoke: report complete in {}", out.display());
+    stall_shows(stack)
+}
+
+/// The open model does not hide a stall: the orchestrator is frozen
+/// (SIGSTOP) for 2 s of a fixed-rate run, and the run's p99, measured from
+/// each arrival's scheduled time, must show at least 1.5 s of it.
+fn stall_shows(stack: &Stack) -> Result<()> {
+    let out = project_root().join("target/load-test/ci-stall");
+    let _ = std::fs::remove_dir_all(&out);
+    let pid = stack
+        .pid(Component::Orchestrator)
+        .context("the orchestrator is not running")?;
+    let mut run = Command::new(release_dir().join("octollm-load"))
+        .args([
+            "run",
+            "--url",
+            &stack.url(Component::Orchestrator),
+            "--token-file",
+        ])
+        .arg(stack.token_path())
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--rate",
+            "20",
+            "--duration",
+            "8s",
+            "--no-progress",
+            "--threshold",
+            "lost==0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_secs(3));
+    let frozen = signal(pid, "STOP");
+    std::thread::sleep(Duration::from_secs(2));
+    signal(pid, "CONT")?;
+    frozen?;
+    let status = run.wait()?;
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json"))?)?;
+    let p99 = report["latency_ms"]["p99"].as_f64().unwrap_or(0.0);
+    if !status.success() || p99 < 1500.0 {
+        bail!(
+            "a 2 s stall of the orchestrator did not show: p99 {p99:.0} ms (want >= 1500), engine {status}"
+        );
+    }
+    say!("load-test stall check: a 2 s freeze shows as p99 {p99:.0} ms");
     Ok(())
 }
 
