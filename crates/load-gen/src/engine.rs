@@ -926,6 +926,13 @@ fn progress_line(ctx: &Ctx, elapsed: Duration) -> String {
     )
 }
 
+/// The soft limit on open files, from /proc/self/limits.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 async fn preflight(http: &reqwest::Client, url: &str, auth: &HeaderValue) -> Result<(), Failure> {
     let probe = format!("{url}/v1/tasks/00000000-0000-0000-0000-000000000000");
     let response = http
@@ -1186,6 +1193,14 @@ pub async fn run(args: RunArgs) -> Result<Outcome, Failure> {
     let errors =
         pre_ack_errors + ledger.unexpected + ledger.lost + ledger.stuck + ledger.unverified;
     let mut notes = Vec::new();
+    if let (Plan::Open { .. }, Some(limit)) = (&plan, open_files_limit())
+        && args.max_in_flight + 64 > limit
+    {
+        notes.push(format!(
+            "each iteration in flight holds a connection: --max-in-flight {} is above this process's open-file limit {limit} (ulimit -n), so that many could not have been in flight",
+            args.max_in_flight
+        ));
+    }
     if let Some(e) = &ctx.lock_acks().write_error {
         notes.push(format!("acknowledged.jsonl is incomplete: {e}"));
     }
