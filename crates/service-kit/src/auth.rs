@@ -99,6 +99,39 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// Who made an authenticated request: a stable name for the bearer token it
+/// presented that reveals nothing about the token. The kit's auth layer puts
+/// one in the request's extensions (`axum::Extension<Caller>`), so a service
+/// can key per-client state (rate limits, screening buckets) on it without
+/// ever holding the token.
+///
+/// The id is `bearer-` and the first 16 hex digits (64 bits) of
+/// SHA-256(`octollm-caller-v1:` + token); rotating a token gives its holder
+/// a new id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    id: String,
+}
+
+impl Caller {
+    pub fn of_token(token: &str) -> Self {
+        let digest = Sha256::new()
+            .chain_update(b"octollm-caller-v1:")
+            .chain_update(token.as_bytes())
+            .finalize();
+        let mut id = String::with_capacity(7 + 16);
+        id.push_str("bearer-");
+        for byte in &digest[..8] {
+            id.push_str(&format!("{byte:02x}"));
+        }
+        Self { id }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct AuthState {
     pub tokens: BearerTokens,
@@ -107,7 +140,7 @@ pub(crate) struct AuthState {
 
 pub(crate) async fn require_bearer(
     State(auth): State<AuthState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let header = request.headers().get(AUTHORIZATION);
@@ -119,12 +152,15 @@ pub(crate) async fn require_bearer(
                 "malformed",
                 "Authorization header must use the Bearer scheme",
             )),
-            Some(token) if auth.tokens.accepts(token.trim()) => Ok(()),
+            Some(token) if auth.tokens.accepts(token.trim()) => Ok(Caller::of_token(token.trim())),
             Some(_) => Err(("invalid", "bearer token is not valid")),
         },
     };
     match outcome {
-        Ok(()) => next.run(request).await,
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
         Err((reason, detail)) => {
             auth.metrics.auth_failed(reason);
             tracing::warn!(reason, path = request.uri().path(), "authentication failed");
@@ -156,6 +192,23 @@ mod tests {
             BearerTokens::new(["short"]),
             Err(TokenError::TooShort)
         ));
+    }
+
+    #[test]
+    fn caller_ids_are_stable_distinct_and_reveal_no_token() {
+        let token = "first-token-0123456";
+        let id = Caller::of_token(token);
+        assert_eq!(id, Caller::of_token(token));
+        assert_ne!(id, Caller::of_token("second-token-012345"));
+        assert!(id.id().starts_with("bearer-"));
+        assert_eq!(id.id().len(), 7 + 16);
+        assert!(!id.id().contains(token) && !id.id().contains("first"));
+        // Not the plain digest the token check compares either.
+        let plain: String = digest(token)[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(!id.id().ends_with(&plain));
     }
 
     #[test]

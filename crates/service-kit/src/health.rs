@@ -143,7 +143,7 @@ pub(crate) async fn ready(State(readiness): State<Readiness>) -> Response {
 
 #[utoipa::path(get, path = "/health/deep", tag = "operations", security(("bearer" = [])),
     responses((status = 200, description = "Per-dependency status, latency and last error."),
-              (status = 401, description = "Missing or invalid bearer token.")))]
+              (status = 401, body = crate::Problem, description = "Missing or invalid bearer token.")))]
 pub(crate) async fn deep(State(readiness): State<Readiness>) -> Response {
     let reports = readiness.report().await;
     let overall = if reports.values().any(|r| r.status == DependencyStatus::Down) {

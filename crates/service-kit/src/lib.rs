@@ -9,11 +9,12 @@ pub mod auth;
 pub mod config;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod problem;
 pub mod service;
 pub mod telemetry;
 
-pub use auth::BearerTokens;
+pub use auth::{BearerTokens, Caller};
 pub use config::KitArgs;
 pub use health::{DependencyCheck, Readiness};
 pub use metrics::ServiceMetrics;

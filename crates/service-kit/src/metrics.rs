@@ -22,6 +22,21 @@ pub const HTTP_BUCKETS: &[f64] = &[
 /// Route label for requests that matched no route (keeps label cardinality bounded).
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
+/// Values of the `method` label: the methods an API uses, and `other` for
+/// anything else a client sends (`curl -X RANDOM…` must not mint series;
+/// the label is recorded before authentication).
+pub const METHOD_LABELS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "other",
+];
+
+/// The `method` label of a request: one of [`METHOD_LABELS`].
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    METHOD_LABELS
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or("other")
+}
+
 #[derive(Clone)]
 pub struct ServiceMetrics {
     registry: Registry,
@@ -103,14 +118,15 @@ impl ServiceMetrics {
     }
 }
 
-/// Middleware recording `octollm_http_*` under the matched route template.
+/// Middleware recording `octollm_http_*` under the matched route template
+/// (or [`UNMATCHED_ROUTE`]) and the method's [`method_label`].
 pub(crate) async fn track_http(
     State(metrics): State<ServiceMetrics>,
     request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -121,11 +137,11 @@ pub(crate) async fn track_http(
     let response = next.run(request).await;
     metrics
         .http_requests
-        .with_label_values(&[&method, &route, response.status().as_str()])
+        .with_label_values(&[method, &route, response.status().as_str()])
         .inc();
     metrics
         .http_duration
-        .with_label_values(&[&method, &route])
+        .with_label_values(&[method, &route])
         .observe(started.elapsed().as_secs_f64());
     response
 }

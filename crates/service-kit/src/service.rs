@@ -100,6 +100,11 @@ impl Kit {
     /// The whole app: the service's `api` routes plus `/health`, `/ready`,
     /// `/health/deep` (protected), `/metrics` and `/openapi.json`, wrapped in
     /// request spans, HTTP metrics, the body limit and the request timeout.
+    ///
+    /// `api` is expected behind [`Kit::protect`]: the served OpenAPI document
+    /// says its operations need the bearer token and answer 401 without it
+    /// (see [`crate::openapi`]), while `/health`, `/ready` and `/metrics`
+    /// need none.
     pub fn app(
         &self,
         api: Router,
@@ -107,6 +112,7 @@ impl Kit {
         mut openapi: utoipa::openapi::OpenApi,
     ) -> Router {
         openapi.merge(StandardEndpoints::openapi());
+        crate::openapi::finish(&mut openapi);
         let openapi = std::sync::Arc::new(openapi);
         let deep = self.protect(
             Router::new()

@@ -265,3 +265,169 @@ async fn metrics_use_route_templates_and_count_auth_failures() {
         "raw paths never become labels"
     );
 }
+
+/// Distinct label sets of `name` in an exposition (histogram `le` ignored).
+fn series(text: &str, name: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (metric, _) = l.rsplit_once(' ')?;
+            let rest = metric
+                .strip_prefix(name)?
+                .trim_start_matches("_bucket")
+                .trim_start_matches("_sum")
+                .trim_start_matches("_count");
+            let labels: Vec<&str> = rest
+                .trim_start_matches('{')
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|p| !p.starts_with("le="))
+                .collect();
+            Some(labels.join(","))
+        })
+        .collect()
+}
+
+async fn metrics_text(app: &Router) -> String {
+    let response = app
+        .clone()
+        .oneshot(get_req("/metrics", None))
+        .await
+        .unwrap();
+    String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn random_methods_mint_at_most_one_series() {
+    let kit = kit("30s", 1024);
+    let app = app(&kit, true);
+    // Warm up: the series a GET creates exist before we count.
+    call(&app, get_req("/v1/slow", None)).await;
+    call(&app, get_req("/no/such/path", None)).await;
+    metrics_text(&app).await;
+    let before = metrics_text(&app).await;
+    // xorshift, seeded from the clock: different random methods each run.
+    let mut state = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let mut next = move |bound: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % bound
+    };
+    for i in 0..50 {
+        let method: String = (0..3 + next(10))
+            .map(|_| char::from(b'A' + next(26) as u8))
+            .collect();
+        let method = http::Method::from_bytes(format!("{method}{i}").as_bytes()).unwrap();
+        let path = if i % 2 == 0 {
+            "/v1/echo"
+        } else {
+            "/nowhere/{i}"
+        };
+        let request = Request::builder()
+            .method(method)
+            .uri(path.replace("{i}", &i.to_string()))
+            .body(Body::empty())
+            .unwrap();
+        let (status, content_type, _) = call(&app, request).await;
+        assert!(status.is_client_error(), "{status}");
+        assert_eq!(content_type, "application/problem+json");
+    }
+    let after = metrics_text(&app).await;
+    for name in [
+        "octollm_http_requests_total",
+        "octollm_http_request_duration_seconds",
+    ] {
+        let new: Vec<String> = series(&after, name)
+            .difference(&series(&before, name))
+            .cloned()
+            .collect();
+        // 25 methods on a known route, 25 on unknown paths: at most one
+        // new series for each, whatever the methods were.
+        for route in ["route=\"/v1/echo\"", "route=\"unmatched\""] {
+            let on_route = new.iter().filter(|s| s.contains(route)).count();
+            assert!(on_route <= 1, "{name} {route}: {new:?}");
+        }
+        assert!(
+            new.iter().all(|s| s.contains("method=\"other\"")
+                && (s.contains("route=\"/v1/echo\"") || s.contains("route=\"unmatched\""))),
+            "{name}: {new:?}"
+        );
+    }
+    assert!(
+        !after.contains("/nowhere/"),
+        "raw paths never become labels"
+    );
+}
+
+#[tokio::test]
+async fn openapi_needs_no_token_for_public_endpoints_and_documents_the_kit_answers() {
+    let kit = kit("30s", 1024);
+    let app = app(&kit, true);
+    let (status, _, doc) = call(&app, get_req("/openapi.json", None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["security"], serde_json::json!([{"bearer": []}]));
+    for path in ["/health", "/ready", "/metrics"] {
+        assert_eq!(
+            doc["paths"][path]["get"]["security"],
+            serde_json::json!([]),
+            "{path} is public: {}",
+            doc["paths"][path]
+        );
+        // And it really is.
+        let (status, _, _) = call(&app, get_req(path, None)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    let deep = &doc["paths"]["/health/deep"]["get"];
+    assert_eq!(deep["security"], serde_json::json!([{"bearer": []}]));
+    assert!(deep["responses"]["401"].is_object());
+}
+
+#[tokio::test]
+async fn the_caller_is_named_by_its_token_never_by_the_token() {
+    let kit = kit("30s", 1024);
+    let api = Router::new().route(
+        "/v1/whoami",
+        get(
+            |axum::Extension(caller): axum::Extension<service_kit::Caller>| async move {
+                caller.id().to_owned()
+            },
+        ),
+    );
+    let app = kit.app(
+        kit.protect(api),
+        Readiness::default(),
+        utoipa::openapi::OpenApi::default(),
+    );
+    let response = app
+        .clone()
+        .oneshot(get_req("/v1/whoami", Some(TOKEN)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let id = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert_eq!(id, service_kit::Caller::of_token(TOKEN).id());
+    assert!(!id.contains(TOKEN));
+}
