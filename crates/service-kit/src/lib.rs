@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod problem;
 pub mod service;
 pub mod telemetry;
+pub mod text;
 
 pub use auth::{BearerTokens, Caller};
 pub use config::KitArgs;
