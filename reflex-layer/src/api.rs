@@ -30,7 +30,8 @@ pub struct ApiState {
     pub limiter: RateLimiter,
     pub tiers: Arc<Tiers>,
     pub ip_limit: BucketSpec,
-    pub trust_proxy: bool,
+    /// Proxies of ours in front of this service (`--trusted-proxy-hops`).
+    pub trusted_proxy_hops: usize,
     pub metrics: ReflexMetrics,
 }
 
@@ -82,14 +83,20 @@ impl From<Redaction> for RedactMode {
     }
 }
 
+/// Longest `user_id`, in characters.
+pub const USER_ID_MAX_CHARS: usize = 256;
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckRequest {
-    /// 1–100,000 characters.
+    /// 1–100,000 characters, not blank.
+    #[schema(schema_with = text_schema)]
     pub text: String,
-    /// Rate-limited per user (by tier) when given; at most 256 characters.
+    /// Rate-limited per user (by tier) when given; 1–256 characters, not blank.
+    #[schema(schema_with = user_id_schema)]
     pub user_id: Option<String>,
-    /// Which detectors to run; default both.
+    /// Which detectors to run (at least one); default both.
+    #[schema(min_items = 1)]
     pub checks: Option<Vec<CheckKind>>,
     /// Return `redacted_text` with PII replaced this way.
     pub redact: Option<Redaction>,
@@ -127,6 +134,31 @@ pub struct CheckResponse {
     pub duration_us: u64,
 }
 
+fn text_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some("1–100,000 characters, not blank."))
+        .min_length(Some(1))
+        .max_length(Some(TEXT_MAX_CHARS))
+        .pattern(Some(service_kit::text::not_blank_pattern()))
+        .build()
+}
+
+fn user_id_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            utoipa::openapi::schema::Type::String,
+            utoipa::openapi::schema::Type::Null,
+        ]))
+        .description(Some(
+            "Rate-limited per user (by tier) when given; 1–256 characters, not blank.",
+        ))
+        .min_length(Some(1))
+        .max_length(Some(USER_ID_MAX_CHARS))
+        .pattern(Some(service_kit::text::not_blank_pattern()))
+        .build()
+}
+
 /// Screen a text. 429 with Retry-After when a rate limit is exhausted.
 #[utoipa::path(post, path = "/v1/reflex/check", tag = "reflex", request_body = CheckRequest,
     responses(
@@ -149,7 +181,7 @@ async fn check(
     };
     // The rate limit and the cache lookup each may wait on Redis: overlap them.
     let key = state.cache.key(&request.text, &checks);
-    let ip = client_ip(&headers, peer, state.trust_proxy);
+    let ip = client_ip(&headers, peer, state.trusted_proxy_hops);
     let (allowed, cached) = tokio::join!(
         state.rate_limit(ip, request.user_id.as_deref()),
         state.cache.get(&key, request.text.len())
@@ -211,7 +243,7 @@ async fn check(
 fn validate(request: &CheckRequest) -> Result<Checks, Vec<FieldError>> {
     let mut errors = Vec::new();
     let chars = request.text.chars().count();
-    if request.text.trim().is_empty() {
+    if service_kit::text::is_blank(&request.text) {
         errors.push(FieldError::new("text", "must not be empty or blank"));
     } else if chars > TEXT_MAX_CHARS {
         errors.push(FieldError::new(
@@ -220,9 +252,12 @@ fn validate(request: &CheckRequest) -> Result<Checks, Vec<FieldError>> {
         ));
     }
     if let Some(user) = &request.user_id
-        && (user.trim().is_empty() || user.chars().count() > 256)
+        && (service_kit::text::is_blank(user) || user.chars().count() > USER_ID_MAX_CHARS)
     {
-        errors.push(FieldError::new("user_id", "must be 1–256 characters"));
+        errors.push(FieldError::new(
+            "user_id",
+            format!("must be 1–{USER_ID_MAX_CHARS} characters, not blank"),
+        ));
     }
     let checks = match &request.checks {
         None => Checks::default(),
@@ -245,18 +280,35 @@ fn validate(request: &CheckRequest) -> Result<Checks, Vec<FieldError>> {
     }
 }
 
-/// The peer address, or with `trust_proxy` the first X-Forwarded-For hop.
-fn client_ip(headers: &HeaderMap, peer: SocketAddr, trust_proxy: bool) -> IpAddr {
-    if trust_proxy
-        && let Some(ip) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return ip;
+/// The client's address for the per-IP rate limit.
+///
+/// With `hops == 0` (the default) it is the socket peer: X-Forwarded-For is
+/// ignored, since anyone can send one. With `hops` proxies of ours in front,
+/// each appending the address it got the request from, the last `hops`
+/// entries of X-Forwarded-For (all such headers, in order) were written by
+/// them, and the client is the entry the outermost of them wrote:
+/// `entries[len - hops]`. Whatever a client wrote to the left of it is
+/// never read. With fewer entries than hops (a shorter chain than
+/// configured) the leftmost is used; an entry that is not an address falls
+/// back to the peer.
+fn client_ip(headers: &HeaderMap, peer: SocketAddr, hops: usize) -> IpAddr {
+    if hops == 0 {
+        return peer.ip();
     }
-    peer.ip()
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let Some(entry) = entries.get(entries.len().saturating_sub(hops)) else {
+        return peer.ip();
+    };
+    entry
+        .parse::<IpAddr>()
+        .or_else(|_| entry.parse::<SocketAddr>().map(|a| a.ip()))
+        .unwrap_or_else(|_| peer.ip())
 }
 
 impl ApiState {
@@ -321,5 +373,50 @@ impl ApiState {
                 scan.injection.iter().map(|f| f.category.as_str()).collect();
             tracing::warn!(categories = ?categories, "blocked prompt injection");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append("x-forwarded-for", value.parse().unwrap());
+        }
+        headers
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn without_trusted_hops_the_peer_is_the_client() {
+        let peer: SocketAddr = "10.0.0.9:4000".parse().unwrap();
+        let spoofed = forwarded(&["1.2.3.4"]);
+        assert_eq!(client_ip(&spoofed, peer, 0), ip("10.0.0.9"));
+    }
+
+    #[test]
+    fn trusted_hops_read_from_the_right_and_never_what_the_client_wrote() {
+        let peer: SocketAddr = "10.0.0.9:4000".parse().unwrap();
+        // The client forged two entries; our one proxy appended 203.0.113.7.
+        let headers = forwarded(&["6.6.6.6, 7.7.7.7", "203.0.113.7"]);
+        assert_eq!(client_ip(&headers, peer, 1), ip("203.0.113.7"));
+        // Two proxies of ours: the outer one wrote the client, the inner one the outer.
+        let headers = forwarded(&["6.6.6.6, 198.51.100.1, 10.0.0.2"]);
+        assert_eq!(client_ip(&headers, peer, 2), ip("198.51.100.1"));
+        // A shorter chain than configured: the leftmost entry.
+        let headers = forwarded(&["198.51.100.1"]);
+        assert_eq!(client_ip(&headers, peer, 3), ip("198.51.100.1"));
+        // Ports and IPv6 are understood; garbage falls back to the peer.
+        let headers = forwarded(&["[2001:db8::1]:443"]);
+        assert_eq!(client_ip(&headers, peer, 1), ip("2001:db8::1"));
+        let headers = forwarded(&["1.2.3.4, unknown"]);
+        assert_eq!(client_ip(&headers, peer, 1), ip("10.0.0.9"));
+        // No header at all: the peer.
+        assert_eq!(client_ip(&HeaderMap::new(), peer, 1), ip("10.0.0.9"));
     }
 }

@@ -73,9 +73,21 @@ pub struct Args {
     #[arg(long, env = "REFLEX_IP_LIMIT", default_value = "200/s:400")]
     pub ip_limit: String,
 
-    /// Trust X-Forwarded-For (only behind a proxy that sets it); otherwise the peer address is the client.
-    #[arg(long, env = "REFLEX_TRUST_PROXY")]
-    pub trust_proxy: bool,
+    /// Proxies of ours in front of this service, each appending the address
+    /// it got the request from to X-Forwarded-For. 0 (the default): the
+    /// header is ignored and the socket peer is the client of the per-IP
+    /// limit. N: the client is the Nth X-Forwarded-For entry from the right
+    /// (what the outermost of our proxies saw); entries further left are the
+    /// client's own claims and never read. Set it only when clients cannot
+    /// reach this service, or an inner proxy, except through the outermost.
+    #[arg(long, env = "REFLEX_TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: usize,
+
+    /// Gone: it trusted the leftmost X-Forwarded-For entry, which the client
+    /// writes. Setting it stops the start with a pointer to
+    /// `--trusted-proxy-hops`, rather than silently changing who is limited.
+    #[arg(long, env = "REFLEX_TRUST_PROXY", hide = true)]
+    pub trust_proxy: Option<String>,
 }
 
 fn parse_severity(text: &str) -> Result<detection::Severity, String> {

@@ -25,13 +25,14 @@ impl Keyring {
         Ok(Self { key: Arc::new(key) })
     }
 
-    /// A key that lives as long as this process (caches are then per process).
-    pub fn random() -> Self {
+    /// A key that lives as long as this process (caches are then per
+    /// process). Fails rather than fall back to a guessable key.
+    pub fn random() -> Result<Self, String> {
         let mut key = vec![0u8; 32];
-        if let Ok(mut file) = std::fs::File::open("/dev/urandom") {
-            let _ = std::io::Read::read_exact(&mut file, &mut key);
-        }
-        Self { key: Arc::new(key) }
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut key))
+            .map_err(|e| format!("cannot read a random reflex key from /dev/urandom: {e}"))?;
+        Ok(Self { key: Arc::new(key) })
     }
 
     pub fn bytes(&self) -> &[u8] {

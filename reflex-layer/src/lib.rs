@@ -30,6 +30,13 @@ pub const SERVICE: ServiceInfo = ServiceInfo {
 
 /// Builds the API state and the readiness checks; starts the Redis link.
 pub fn build(args: &Args, kit: &Kit) -> anyhow::Result<(ApiState, Readiness)> {
+    if args.trust_proxy.is_some() {
+        anyhow::bail!(
+            "REFLEX_TRUST_PROXY / --trust-proxy is gone (it trusted the client-written leftmost \
+             X-Forwarded-For entry); set REFLEX_TRUSTED_PROXY_HOPS to the number of proxies of \
+             yours in front of the reflex layer (0: use the peer address)"
+        );
+    }
     let keys = match &args.key_file {
         Some(path) => {
             let key = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -39,7 +46,7 @@ pub fn build(args: &Args, kit: &Kit) -> anyhow::Result<(ApiState, Readiness)> {
             tracing::warn!(
                 "no REFLEX_KEY_FILE: using a random key, so the L2 cache is not shared across restarts"
             );
-            Keyring::random()
+            Keyring::random().map_err(anyhow::Error::msg)?
         }
     };
     let detector = detection::Detector::new(detection::DetectorConfig {
@@ -67,7 +74,7 @@ pub fn build(args: &Args, kit: &Kit) -> anyhow::Result<(ApiState, Readiness)> {
         limiter: RateLimiter::new(redis.clone(), keys),
         tiers: Arc::new(Tiers::parse(&args.tiers, &args.user_tiers).map_err(anyhow::Error::msg)?),
         ip_limit: args.ip_limit.parse().map_err(anyhow::Error::msg)?,
-        trust_proxy: args.trust_proxy,
+        trusted_proxy_hops: args.trusted_proxy_hops,
         metrics,
     };
     Ok((state, Readiness::new(vec![Box::new(RedisCheck(redis))])))

@@ -227,7 +227,7 @@ mod tests {
 
     #[tokio::test]
     async fn local_buckets_refuse_past_the_burst() {
-        let limiter = RateLimiter::new(RedisLink::disabled(), Keyring::random());
+        let limiter = RateLimiter::new(RedisLink::disabled(), Keyring::random().unwrap());
         let spec = BucketSpec {
             per_second: 1.0,
             burst: 3.0,

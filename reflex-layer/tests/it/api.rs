@@ -197,3 +197,97 @@ async fn rate_limits_answer_429_with_retry_after() {
         );
     }
 }
+
+#[tokio::test]
+async fn forwarded_for_is_read_only_as_far_as_the_trusted_hops() {
+    let limits = [
+        ("REFLEX_IP_LIMIT", "1/s:3"),
+        ("REFLEX_TIERS", "standard=100/s:100"),
+    ];
+    let check = |reflex: &Reflex, forwarded: String| {
+        let request = reflex
+            .http
+            .post(reflex.url("/v1/reflex/check"))
+            .bearer_auth(crate::harness::TOKEN)
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"text": "hello"}));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+
+    // Behind one proxy of ours: what the client wrote left of the proxy's
+    // entry never buys a fresh bucket.
+    let behind_one =
+        Reflex::start(&[limits[0], limits[1], ("REFLEX_TRUSTED_PROXY_HOPS", "1")]).await;
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        statuses.push(check(&behind_one, format!("6.6.6.{i}, 203.0.113.7")).await);
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 429],
+        "forged entries were trusted"
+    );
+    // Another client behind the same proxy has its own bucket.
+    assert_eq!(check(&behind_one, "203.0.113.8".into()).await, 200);
+
+    // By default the header is ignored altogether: the peer is the client.
+    let direct = Reflex::start(&limits).await;
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        statuses.push(check(&direct, format!("198.51.100.{i}")).await);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+}
+
+#[tokio::test]
+async fn openapi_states_auth_and_the_rules_the_handler_enforces() {
+    let reflex = Reflex::start(&[]).await;
+    let doc: Value = reflex
+        .http
+        .get(reflex.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let check = &doc["paths"]["/v1/reflex/check"]["post"];
+    assert_eq!(doc["security"], json!([{"bearer": []}]));
+    for status in ["401", "413", "415", "422", "429"] {
+        assert!(
+            check["responses"][status]["content"]["application/problem+json"].is_object(),
+            "{status}: {check}"
+        );
+    }
+    assert_eq!(doc["paths"]["/health"]["get"]["security"], json!([]));
+    let request = &doc["components"]["schemas"]["CheckRequest"]["properties"];
+    assert_eq!(request["text"]["minLength"], 1);
+    assert_eq!(request["text"]["maxLength"], 100_000);
+    assert_eq!(request["user_id"]["maxLength"], 256);
+    assert_eq!(request["checks"]["minItems"], 1);
+    // The pattern refuses what the handler calls blank.
+    let pattern = request["text"]["pattern"].as_str().unwrap();
+    assert_eq!(pattern, service_kit::text::not_blank_pattern());
+    for blank in [" ", "\u{3000}\t", "\u{2028}"] {
+        let response = reflex.check(&json!({ "text": blank })).await;
+        assert_eq!(response.status(), 422, "{blank:?}");
+    }
+    // What looks blank to some regex engines but is not whitespace is screened.
+    for not_blank in ["\u{feff}", "\u{1c}"] {
+        let response = reflex.check(&json!({ "text": not_blank })).await;
+        assert_eq!(response.status(), 200, "{not_blank:?}");
+    }
+}
+
+#[test]
+fn the_old_trust_proxy_switch_stops_the_start_with_a_pointer() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_reflex-layer"))
+        .env("OCTOLLM_API_TOKEN", crate::harness::TOKEN)
+        .env("OCTOLLM_LISTEN", "127.0.0.1:0")
+        .env("REFLEX_TRUST_PROXY", "true")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("REFLEX_TRUSTED_PROXY_HOPS"), "{stderr}");
+}
