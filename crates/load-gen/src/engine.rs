@@ -1318,3 +1318,81 @@ pub async fn run(args: RunArgs) -> Result<Outcome, Failure> {
         Outcome::Failed
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Recorder;
+
+    fn thresholds(list: &[&str]) -> Vec<Threshold> {
+        list.iter().map(|t| t.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn mid_run_judging_uses_the_last_five_seconds() {
+        let start = Instant::now() - Duration::from_secs(20);
+        let shared = Shared::new(start).unwrap();
+        let at = |s: u64| start + Duration::from_secs(s);
+        // Slow at first, fast for the last five seconds.
+        shared.with(|r| {
+            for s in 0..5 {
+                r.completed(at(s), Duration::from_secs(3));
+            }
+            for s in 5..10 {
+                r.completed(at(s), Duration::from_millis(20));
+            }
+            r.tick(at(10), 0);
+        });
+        assert_eq!(judge_mid_run(&thresholds(&["p99<1s"]), &shared), None);
+        shared.with(|r| {
+            r.completed(at(10), Duration::from_secs(4));
+            r.tick(at(11), 0);
+        });
+        let reason = judge_mid_run(&thresholds(&["p99<1s"]), &shared).unwrap();
+        assert!(
+            reason.contains("p99 = 4.") && reason.contains("over the last 5 s"),
+            "{reason}"
+        );
+        // Lower bounds are not judged mid-run.
+        assert_eq!(judge_mid_run(&thresholds(&["p50>10s"]), &shared), None);
+    }
+
+    #[test]
+    fn mid_run_errors_wait_for_a_hundred_attempts_and_lost_does_not() {
+        let start = Instant::now();
+        let shared = Shared::new(start).unwrap();
+        shared.with(|r| {
+            for _ in 0..50 {
+                r.sent(start);
+            }
+            r.error(start, "submit_http_503");
+        });
+        let t = thresholds(&["errors<1%", "lost==0"]);
+        assert_eq!(
+            judge_mid_run(&t, &shared),
+            None,
+            "2% of 50 is too few to judge"
+        );
+        shared.with(|r| {
+            for _ in 0..50 {
+                r.sent(start);
+            }
+            r.error(start, "submit_http_503");
+        });
+        assert!(judge_mid_run(&t, &shared).unwrap().contains("errors<1%"));
+        let shared = Shared::new(start).unwrap();
+        shared.with(Recorder::lost_seen);
+        assert!(judge_mid_run(&t, &shared).unwrap().contains("lost = 1"));
+    }
+
+    #[test]
+    fn task_ids_are_kept_compactly_and_printed_back() {
+        let id = "01a25078-27a2-749c-a66e-69e9edb2ace2";
+        assert!(matches!(TaskId::new(id), TaskId::Uuid(_)));
+        assert_eq!(TaskId::new(id).to_string(), id);
+        assert_eq!(TaskId::new("task-7").to_string(), "task-7");
+        assert_eq!(known_status("rejected"), "rejected");
+        assert_eq!(known_status("exploded"), "unknown");
+        assert!(open_files_limit().is_some_and(|n| n > 0));
+    }
+}
