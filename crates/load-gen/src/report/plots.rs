@@ -136,9 +136,16 @@ where
                         .x_label_formatter(&percentile_label);
                 }
             } else {
+                // No font: no labels, but a frame so stacked panels stay apart.
                 mesh.x_labels(0).y_labels(0);
             }
             mesh.draw().map_err(e)?;
+        }
+        if !text {
+            let (w, h) = area.dim_in_pixel();
+            let frame = [(0, 0), (w as i32 - 1, h as i32 - 1)];
+            area.draw(&Rectangle::new(frame, BLACK.stroke_width(1)))
+                .map_err(e)?;
         }
         for line in &panel.lines {
             let color = line.color;
