@@ -4,8 +4,9 @@
 //! ramps, knee finding), keeps a ledger of acknowledged tasks, judges
 //! k6-style thresholds and writes a report with plots. `http` is the same
 //! open-model scheduler against one endpoint (for comparisons with k6 and
-//! wrk), `serve-mock` a cheap endpoint for it. `tasks`, `reflex` and
-//! `ledger` are the earlier single-purpose generators, kept as they were.
+//! wrk), `serve-mock` a cheap endpoint for it. `reflex` (the reflex layer
+//! at a fixed rate) and `ledger` (the DR drills' write ledger) are
+//! single-purpose generators.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,7 +25,6 @@ mod reflex;
 mod report;
 mod sampler;
 mod stats;
-mod tasks;
 mod threshold;
 
 const ABOUT: &str = "Load generators and load-testing engine for the OctoLLM services";
@@ -60,9 +60,6 @@ enum Cli {
     ServeMock(mock::MockArgs),
     /// Render an existing report again, e.g. adding server-side figures.
     Report(ReportArgs),
-    /// Closed model benchmark of `cargo xtask bench`: clients submit tasks and
-    /// long-poll them, back to back.
-    Tasks(tasks::Args),
     /// Open model: POST /v1/reflex/check at a fixed rate, every text unique
     /// (cache misses); latency measured from each request's scheduled time.
     Reflex(reflex::ReflexArgs),
@@ -128,7 +125,7 @@ fn main() -> ExitCode {
         Cli::Http(a) => a.threads,
         Cli::ServeMock(a) => a.threads,
         Cli::Report(_) => 1,
-        Cli::Tasks(_) | Cli::Reflex(_) | Cli::Ledger(_) => 2,
+        Cli::Reflex(_) | Cli::Ledger(_) => 2,
     };
     if threads == 0 || threads > 64 {
         say("--threads must be between 1 and 64");
@@ -148,7 +145,6 @@ fn main() -> ExitCode {
             Cli::ServeMock(args) => mock::serve(args).await,
             Cli::Report(args) => rerender(args),
             // The earlier generators keep their contract: exit 1 on any error.
-            Cli::Tasks(args) => legacy(tasks::tasks(args).await),
             Cli::Reflex(args) => legacy(reflex::run(args).await),
             Cli::Ledger(args) => legacy(ledger::run(args).await),
         }
