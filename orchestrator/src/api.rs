@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,12 +19,15 @@ use uuid::Uuid;
 use crate::completion::CompletionFeed;
 use crate::error::ApiError;
 use crate::metrics::TaskMetrics;
-use crate::screening::{ReflexScreen, Screening};
+use crate::screening::{ReflexScreen, ScreenError, Screening};
 use crate::store::{CancelOutcome, ListCursor, StepRecord, TaskRecord, TaskStore, Usage};
 use crate::task::{Budget, Priority, SubmitTask, TaskStatus, TaskType};
 
 const LIST_DEFAULT_LIMIT: i64 = 50;
 const LIST_MAX_LIMIT: i64 = 200;
+/// Longest `?wait=` accepted, in seconds; the server cuts any wait to its
+/// own `OCTOLLM_MAX_WAIT` as well.
+const WAIT_MAX_SECS: u64 = 3_600;
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -68,6 +71,14 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
+}
+
+fn status_param_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some("Only tasks in this state."))
+        .enum_values(Some(TaskStatus::ALL.iter().map(|s| s.as_str())))
+        .build()
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -162,37 +173,46 @@ pub struct TaskPage {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WaitQuery {
-    /// Long-poll: wait up to this many seconds for the task to end.
+    /// Long-poll: wait up to this many seconds (0–3,600; the server may cut
+    /// it shorter) for the task to end.
+    #[param(minimum = 0, maximum = 3_600)]
     pub wait: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only tasks in this state.
+    #[param(schema_with = status_param_schema)]
     pub status: Option<String>,
     /// 1–200; default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
 }
 
-/// Submit a task. It is committed to the database before the 202.
+/// Submit a task. It is screened by the reflex layer (everything it passes
+/// on: goal, context, every list item) and committed to the database before
+/// the 202.
 #[utoipa::path(post, path = "/v1/tasks", tag = "tasks", request_body = SubmitTask,
     responses(
         (status = 202, body = Accepted, description = "Durably recorded: `queued`, or `rejected` when screening blocked it."),
         (status = 400, body = service_kit::Problem, description = "Malformed JSON."),
         (status = 413, body = service_kit::Problem, description = "Body too large."),
         (status = 415, body = service_kit::Problem, description = "Not JSON."),
-        (status = 422, body = service_kit::Problem, description = "A field is out of bounds; `errors` names each."),
-        (status = 429, body = service_kit::Problem, description = "Queue full; see Retry-After."),
-        (status = 503, body = service_kit::Problem, description = "Database or (failing closed) reflex layer unavailable.")))]
+        (status = 422, body = service_kit::Problem, description = "A field is out of bounds, blank where it must not be, holds NUL, or the reflex layer refused to screen it; `errors` names each."),
+        (status = 429, body = service_kit::Problem, description = "Queue full, or this client's screening rate limit is spent; see Retry-After."),
+        (status = 503, body = service_kit::Problem, description = "Database or (failing closed) reflex layer unavailable; see Retry-After.")))]
 async fn submit_task(
     axum::extract::State(state): axum::extract::State<ApiState>,
+    caller: Option<axum::Extension<service_kit::Caller>>,
     ApiJson(submission): ApiJson<SubmitTask>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let task = submission.validate().map_err(ApiError::Invalid)?;
     let depth = state.queue_depth.load(Ordering::Relaxed);
     if depth >= state.queue_bound {
@@ -201,10 +221,16 @@ async fn submit_task(
             bound: state.queue_bound,
         });
     }
+    let caller = caller.as_ref().map(|c| c.0.id());
     let rejection = match &state.screen {
-        Some(screen) => match screen.screen(&task.screening_text()).await? {
-            Screening::Rejected(reason) => Some(reason),
-            Screening::Allowed | Screening::Unscreened => None,
+        Some(screen) => match screen.screen(&task.screened_fields(), caller).await {
+            Ok(Screening::Rejected(reason)) => Some(reason),
+            Ok(Screening::Allowed | Screening::Unscreened) => None,
+            Err(ScreenError::Unavailable(unavailable)) => return Err(unavailable.into()),
+            Err(ScreenError::Refused(refused)) => {
+                tracing::info!(caller, ?refused, "submission refused by the reflex layer");
+                return Ok(refused.into_response());
+            }
         },
         None => None,
     };
@@ -227,7 +253,7 @@ async fn submit_task(
         let depth = state.queue_depth.fetch_add(1, Ordering::Relaxed) + 1;
         state.metrics.queue_depth.set(depth);
         state.wake_workers.notify_one();
-        tracing::info!(task_id = %id, task_type, priority = task.priority.as_str(), "task accepted");
+        tracing::info!(task_id = %id, task_type, priority = task.priority.as_str(), caller, "task accepted");
         TaskStatus::Queued
     };
     Ok((
@@ -237,18 +263,29 @@ async fn submit_task(
             task_id: id,
             status,
         }),
-    ))
+    )
+        .into_response())
 }
 
 /// A task with its steps, usage and result. With `wait`, long-polls until it ends.
 #[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks", params(("id" = Uuid, Path), WaitQuery),
-    responses((status = 200, body = TaskView), (status = 404, body = service_kit::Problem)))]
+    responses(
+        (status = 200, body = TaskView),
+        (status = 400, body = service_kit::Problem, description = "`id` is not a UUID, or `wait` is not 0–3,600."),
+        (status = 404, body = service_kit::Problem, description = "No such task."),
+        (status = 503, body = service_kit::Problem, description = "The database is unavailable; see Retry-After.")))]
 async fn get_task(
     axum::extract::State(state): axum::extract::State<ApiState>,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<WaitQuery>,
 ) -> Result<ApiJson<TaskView>, ApiError> {
-    let wait = Duration::from_secs(query.wait.unwrap_or(0)).min(state.max_wait);
+    let wait = query.wait.unwrap_or(0);
+    if wait > WAIT_MAX_SECS {
+        return Err(ApiError::BadQuery(format!(
+            "wait must be between 0 and {WAIT_MAX_SECS} seconds"
+        )));
+    }
+    let wait = Duration::from_secs(wait).min(state.max_wait);
     let found = if wait.is_zero() {
         state.store.get(id).await?
     } else {
@@ -291,7 +328,10 @@ async fn wait_until_terminal(
 
 /// Tasks, newest first, optionally by state, a page at a time.
 #[utoipa::path(get, path = "/v1/tasks", tag = "tasks", params(ListQuery),
-    responses((status = 200, body = TaskPage), (status = 400, body = service_kit::Problem)))]
+    responses(
+        (status = 200, body = TaskPage),
+        (status = 400, body = service_kit::Problem, description = "An unknown `status`, a `limit` outside 1–200, a `cursor` this API did not issue, or an unknown parameter."),
+        (status = 503, body = service_kit::Problem, description = "The database is unavailable; see Retry-After.")))]
 async fn list_tasks(
     axum::extract::State(state): axum::extract::State<ApiState>,
     ApiQuery(query): ApiQuery<ListQuery>,
@@ -341,8 +381,10 @@ async fn list_tasks(
 #[utoipa::path(post, path = "/v1/tasks/{id}/cancel", tag = "tasks", params(("id" = Uuid, Path)),
     responses(
         (status = 202, body = Accepted, description = "Cancelled (`cancelled`) or being cancelled (`running`)."),
-        (status = 404, body = service_kit::Problem),
-        (status = 409, body = service_kit::Problem, description = "The task already ended.")))]
+        (status = 400, body = service_kit::Problem, description = "`id` is not a UUID."),
+        (status = 404, body = service_kit::Problem, description = "No such task."),
+        (status = 409, body = service_kit::Problem, description = "The task already ended."),
+        (status = 503, body = service_kit::Problem, description = "The database is unavailable; see Retry-After.")))]
 async fn cancel_task(
     axum::extract::State(state): axum::extract::State<ApiState>,
     ApiPath(id): ApiPath<Uuid>,

@@ -2,12 +2,38 @@
 
 use serde::{Deserialize, Serialize};
 use service_kit::FieldError;
+use service_kit::text::{has_nul, is_blank};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
 
-pub const GOAL_MAX_CHARS: usize = 10_000;
+// The bounds below are the arms' input schemas, seen from a submission: a
+// task that passes them cannot fail `step_rejected` at an arm for its own
+// text after spending its budget (what the plan adds is the planner's).
+
+/// The judge arm's `criteria.description` holds 5,000 characters.
+pub const JUDGE_DESCRIPTION_MAX_CHARS: usize = 5_000;
+/// Without acceptance criteria the judge is asked whether "The output
+/// achieves the goal: <goal>" (30 + goal ≤ 5,000), and the coder's
+/// `instruction` (10,000) carries the step's action and inputs besides the
+/// goal; 4,000 fits both with room (the planner's own bound is 10,000).
+pub const GOAL_MAX_CHARS: usize = 4_000;
+/// The planner's `context` holds 50,000 characters.
 pub const CONTEXT_MAX_CHARS: usize = 50_000;
+/// The planner's `context` is the task's context, then the constraints and
+/// the acceptance criteria as `- item` lines under a heading each; all of
+/// it must fit the planner's 50,000.
+pub const PLANNER_CONTEXT_MAX_CHARS: usize = 50_000;
 pub const LIST_MAX_ITEMS: usize = 32;
 pub const LIST_ITEM_MAX_CHARS: usize = 2_000;
+/// The task's acceptance criteria, one per line, become the judge's
+/// description together with the plan's own criteria; 4,000 leaves the plan
+/// 1,000 of the judge's 5,000.
+pub const ACCEPTANCE_CRITERIA_MAX_TOTAL_CHARS: usize = 4_000;
+/// Headings the planner's brief puts before the lists (arms flow).
+const CONSTRAINTS_HEADING_CHARS: usize = "\nConstraints:\n".len();
+const CRITERIA_HEADING_CHARS: usize = "\nAcceptance criteria:\n".len();
+/// Each list item becomes `- item\n` in the planner's brief.
+const LIST_LINE_OVERHEAD_CHARS: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -148,20 +174,29 @@ impl Default for Budget {
     }
 }
 
-/// `POST /v1/tasks` body.
+/// `POST /v1/tasks` body. Text fields never hold U+0000 (NUL). Besides the
+/// bounds of each field, the context with the constraints and acceptance
+/// criteria (each as a `- item` line, under a heading per list) must fit
+/// the planner's 50,000 characters, reported on `context` (or on the first
+/// list when there is no context).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitTask {
-    /// What to achieve: 1–10,000 characters, not blank.
+    /// What to achieve: 1–4,000 characters, not blank.
+    #[schema(schema_with = goal_schema)]
     pub goal: String,
     /// Background material: at most 50,000 characters.
     #[serde(default)]
+    #[schema(schema_with = context_schema)]
     pub context: Option<String>,
-    /// Rules the answer must respect (at most 32, each at most 2,000 characters).
+    /// Rules the answer must respect (at most 32, each 1–2,000 characters, not blank).
     #[serde(default)]
+    #[schema(schema_with = constraints_schema)]
     pub constraints: Vec<String>,
-    /// How to tell the answer is right (same limits as constraints).
+    /// How to tell the answer is right (same limits as constraints, and at
+    /// most 4,000 characters together, one per line).
     #[serde(default)]
+    #[schema(schema_with = acceptance_criteria_schema)]
     pub acceptance_criteria: Vec<String>,
     #[serde(default)]
     pub task_type: TaskType,
@@ -176,11 +211,74 @@ pub struct SubmitTask {
 #[serde(deny_unknown_fields)]
 pub struct BudgetInput {
     /// 1–100,000; default 10,000.
+    #[schema(minimum = 1, maximum = 100_000)]
     pub max_tokens: Option<i64>,
     /// 1–3,600; default 300.
+    #[schema(minimum = 1, maximum = 3_600)]
     pub max_time_seconds: Option<i64>,
     /// 0–100; default 1.0.
+    #[schema(minimum = 0, maximum = 100)]
     pub max_cost_usd: Option<f64>,
+}
+
+fn text_schema(description: &str, max: usize, pattern: String, nullable: bool) -> ObjectBuilder {
+    let schema_type = if nullable {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
+    ObjectBuilder::new()
+        .schema_type(schema_type)
+        .description(Some(description))
+        .max_length(Some(max))
+        .pattern(Some(pattern))
+}
+
+fn goal_schema() -> utoipa::openapi::Object {
+    text_schema(
+        "What to achieve: 1–4,000 characters, not blank, no NUL.",
+        GOAL_MAX_CHARS,
+        service_kit::text::not_blank_no_nul_pattern(),
+        false,
+    )
+    .min_length(Some(1))
+    .build()
+}
+
+fn context_schema() -> utoipa::openapi::Object {
+    text_schema(
+        "Background material: at most 50,000 characters, no NUL.",
+        CONTEXT_MAX_CHARS,
+        service_kit::text::no_nul_pattern(),
+        true,
+    )
+    .build()
+}
+
+fn list_schema(description: &str) -> utoipa::openapi::Array {
+    ArrayBuilder::new()
+        .description(Some(description))
+        .max_items(Some(LIST_MAX_ITEMS))
+        .items(
+            text_schema(
+                "1–2,000 characters, not blank, no NUL.",
+                LIST_ITEM_MAX_CHARS,
+                service_kit::text::not_blank_no_nul_pattern(),
+                false,
+            )
+            .min_length(Some(1)),
+        )
+        .build()
+}
+
+fn constraints_schema() -> utoipa::openapi::Array {
+    list_schema("Rules the answer must respect: at most 32.")
+}
+
+fn acceptance_criteria_schema() -> utoipa::openapi::Array {
+    list_schema(
+        "How to tell the answer is right: at most 32, and at most 4,000 characters together, one per line.",
+    )
 }
 
 /// A submission that passed validation.
@@ -200,29 +298,67 @@ impl SubmitTask {
     pub fn validate(self) -> Result<NewTask, Vec<FieldError>> {
         let mut errors = Vec::new();
         let goal_chars = self.goal.chars().count();
-        if self.goal.trim().is_empty() {
+        if is_blank(&self.goal) {
             errors.push(FieldError::new("goal", "must not be empty or blank"));
         } else if goal_chars > GOAL_MAX_CHARS {
             errors.push(FieldError::new(
                 "goal",
                 format!("must be at most {GOAL_MAX_CHARS} characters (got {goal_chars})"),
             ));
+        } else if has_nul(&self.goal) {
+            errors.push(nul_error("goal"));
         }
-        if let Some(context) = &self.context {
-            let chars = context.chars().count();
-            if chars > CONTEXT_MAX_CHARS {
-                errors.push(FieldError::new(
-                    "context",
-                    format!("must be at most {CONTEXT_MAX_CHARS} characters (got {chars})"),
-                ));
-            }
+        let context_chars = self.context.as_deref().map_or(0, |c| c.chars().count());
+        if context_chars > CONTEXT_MAX_CHARS {
+            errors.push(FieldError::new(
+                "context",
+                format!("must be at most {CONTEXT_MAX_CHARS} characters (got {context_chars})"),
+            ));
+        } else if self.context.as_deref().is_some_and(has_nul) {
+            errors.push(nul_error("context"));
         }
-        check_list("constraints", &self.constraints, &mut errors);
-        check_list(
+        let constraints = check_list("constraints", &self.constraints, &mut errors);
+        let criteria = check_list(
             "acceptance_criteria",
             &self.acceptance_criteria,
             &mut errors,
         );
+        let criteria_joined = (criteria + self.acceptance_criteria.len()).saturating_sub(1);
+        if criteria_joined > ACCEPTANCE_CRITERIA_MAX_TOTAL_CHARS {
+            errors.push(FieldError::new(
+                "acceptance_criteria",
+                format!(
+                    "must be at most {ACCEPTANCE_CRITERIA_MAX_TOTAL_CHARS} characters together, \
+                     one per line (got {criteria_joined}): they become the judge's description"
+                ),
+            ));
+        }
+        let brief = context_chars
+            + list_lines(
+                constraints,
+                self.constraints.len(),
+                CONSTRAINTS_HEADING_CHARS,
+            )
+            + list_lines(
+                criteria,
+                self.acceptance_criteria.len(),
+                CRITERIA_HEADING_CHARS,
+            );
+        // A context over its own bound is reported once, above.
+        if brief > PLANNER_CONTEXT_MAX_CHARS && context_chars <= CONTEXT_MAX_CHARS {
+            let field = if context_chars > 0 || self.constraints.is_empty() {
+                "context"
+            } else {
+                "constraints"
+            };
+            errors.push(FieldError::new(
+                field,
+                format!(
+                    "context, constraints and acceptance_criteria make a planner brief of \
+                     {brief} characters; at most {PLANNER_CONTEXT_MAX_CHARS}"
+                ),
+            ));
+        }
 
         let defaults = Budget::default();
         let max_tokens = check_range(
@@ -270,23 +406,41 @@ impl SubmitTask {
 }
 
 impl NewTask {
-    /// Everything the submitter wrote, for the reflex layer to screen.
-    pub fn screening_text(&self) -> String {
-        let mut text = self.goal.clone();
-        for part in self
-            .context
-            .iter()
-            .chain(&self.constraints)
-            .chain(&self.acceptance_criteria)
-        {
-            text.push('\n');
-            text.push_str(part);
+    /// Everything the submitter wrote and the task passes on, field by
+    /// field (`goal`, `context`, `constraints[i]`, `acceptance_criteria[i]`),
+    /// for the reflex layer to screen.
+    pub fn screened_fields(&self) -> Vec<(String, &str)> {
+        let mut fields = vec![("goal".to_owned(), self.goal.as_str())];
+        if let Some(context) = &self.context {
+            fields.push(("context".to_owned(), context.as_str()));
         }
-        text
+        for (name, items) in [
+            ("constraints", &self.constraints),
+            ("acceptance_criteria", &self.acceptance_criteria),
+        ] {
+            for (index, item) in items.iter().enumerate() {
+                fields.push((format!("{name}[{index}]"), item.as_str()));
+            }
+        }
+        fields
     }
 }
 
-fn check_list(field: &str, items: &[String], errors: &mut Vec<FieldError>) {
+fn nul_error(field: impl Into<String>) -> FieldError {
+    FieldError::new(field, "must not contain U+0000 (NUL)")
+}
+
+/// Characters `items` (of `chars` in all) add to the planner's brief.
+fn list_lines(chars: usize, items: usize, heading: usize) -> usize {
+    if items == 0 {
+        0
+    } else {
+        heading + chars + items * LIST_LINE_OVERHEAD_CHARS
+    }
+}
+
+/// Checks a list's bounds; returns its characters in all.
+fn check_list(field: &str, items: &[String], errors: &mut Vec<FieldError>) -> usize {
     if items.len() > LIST_MAX_ITEMS {
         errors.push(FieldError::new(
             field,
@@ -296,9 +450,11 @@ fn check_list(field: &str, items: &[String], errors: &mut Vec<FieldError>) {
             ),
         ));
     }
+    let mut total = 0;
     for (index, item) in items.iter().enumerate() {
         let chars = item.chars().count();
-        if item.trim().is_empty() {
+        total += chars;
+        if is_blank(item) {
             errors.push(FieldError::new(
                 format!("{field}[{index}]"),
                 "must not be blank",
@@ -308,8 +464,11 @@ fn check_list(field: &str, items: &[String], errors: &mut Vec<FieldError>) {
                 format!("{field}[{index}]"),
                 format!("must be at most {LIST_ITEM_MAX_CHARS} characters (got {chars})"),
             ));
+        } else if has_nul(item) {
+            errors.push(nul_error(format!("{field}[{index}]")));
         }
     }
+    total
 }
 
 fn check_range(
@@ -405,6 +564,75 @@ mod tests {
                 serde_json::json!({"goal": "x", "budget": {"max_tokens": 4294967297_i64}})
             )),
             ["budget.max_tokens"]
+        );
+    }
+
+    #[test]
+    fn nul_anywhere_is_refused_by_field() {
+        let nul = "Summarise the report\u{0} please";
+        assert_eq!(fields(submit(serde_json::json!({"goal": nul}))), ["goal"]);
+        assert_eq!(
+            fields(submit(serde_json::json!({"goal": "x", "context": nul}))),
+            ["context"]
+        );
+        assert_eq!(
+            fields(submit(serde_json::json!({
+                "goal": "x", "constraints": ["fine", nul], "acceptance_criteria": [nul]
+            }))),
+            ["constraints[1]", "acceptance_criteria[0]"]
+        );
+    }
+
+    #[test]
+    fn what_the_arms_take_bounds_the_whole_task() {
+        // The judge's description: the criteria, one per line.
+        let item = "c".repeat(1_000);
+        let four = serde_json::json!({"goal": "x", "acceptance_criteria": [item, item, item, "c".repeat(997)]});
+        assert!(submit(four).is_ok(), "exactly 4,000 with the newlines");
+        let over = serde_json::json!({"goal": "x", "acceptance_criteria": [item, item, item, "c".repeat(998)]});
+        assert_eq!(fields(submit(over)), ["acceptance_criteria"]);
+        // The planner's context: context plus "- item" lines under headings.
+        let context = "x".repeat(CONTEXT_MAX_CHARS - CONSTRAINTS_HEADING_CHARS - 2_003);
+        let fits = serde_json::json!({"goal": "x", "context": context, "constraints": ["y".repeat(2_000)]});
+        let task = submit(fits).unwrap();
+        let brief = format!(
+            "{}\nConstraints:\n- {}\n",
+            task.context.as_deref().unwrap(),
+            task.constraints[0]
+        );
+        assert_eq!(brief.chars().count(), PLANNER_CONTEXT_MAX_CHARS);
+        let over = serde_json::json!({"goal": "x", "context": format!("{context}x"), "constraints": ["y".repeat(2_000)]});
+        assert_eq!(fields(submit(over)), ["context"]);
+        // Without a context, the constraints are to blame.
+        let many: Vec<String> = (0..26).map(|_| "z".repeat(2_000)).collect();
+        assert_eq!(
+            fields(submit(
+                serde_json::json!({"goal": "x", "constraints": many})
+            )),
+            ["constraints"]
+        );
+        // The judge is asked about the goal itself when there are no criteria.
+        assert!(
+            "The output achieves the goal: ".len() + GOAL_MAX_CHARS <= JUDGE_DESCRIPTION_MAX_CHARS
+        );
+    }
+
+    #[test]
+    fn screened_fields_name_everything_passed_on() {
+        let task = submit(serde_json::json!({
+            "goal": "g", "context": "c", "constraints": ["k0", "k1"], "acceptance_criteria": ["a0"]
+        }))
+        .unwrap();
+        let names: Vec<String> = task.screened_fields().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "goal",
+                "context",
+                "constraints[0]",
+                "constraints[1]",
+                "acceptance_criteria[0]"
+            ]
         );
     }
 

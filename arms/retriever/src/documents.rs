@@ -124,3 +124,39 @@ fn validate(request: &AddDocuments) -> Vec<FieldError> {
     }
     errors
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document(title: &str, body: &str, source: &str) -> Document {
+        Document {
+            title: title.to_owned(),
+            body: body.to_owned(),
+            source: source.to_owned(),
+        }
+    }
+
+    #[test]
+    fn nul_in_any_field_is_refused_by_name_before_postgresql_sees_it() {
+        let request = AddDocuments {
+            documents: vec![
+                document("fine", "fine", "runbook"),
+                document("ti\0tle", "bo\0dy", "sou\0rce"),
+            ],
+        };
+        let fields: Vec<String> = validate(&request).into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "documents[1].title",
+                "documents[1].body",
+                "documents[1].source"
+            ]
+        );
+        let fine = AddDocuments {
+            documents: vec![document("t", "b", "s")],
+        };
+        assert!(validate(&fine).is_empty());
+    }
+}

@@ -168,6 +168,78 @@ async fn bad_input_gets_precise_problems() {
 }
 
 #[tokio::test]
+async fn nul_in_any_text_field_is_a_422_naming_it_not_a_503() {
+    let pg = postgres().await;
+    let llm = llm_sim().await;
+    let orch = Orchestrator::start(&pg.url(), &llm.base_url(), &[]).await;
+    orch.wait_ready(std::time::Duration::from_secs(30)).await;
+    let nul = "Summarise the report\u{0} please";
+    for (body, field) in [
+        (json!({"goal": nul}), "goal"),
+        (json!({"goal": "x", "context": nul}), "context"),
+        (
+            json!({"goal": "x", "constraints": ["ok", nul]}),
+            "constraints[1]",
+        ),
+        (
+            json!({"goal": "x", "acceptance_criteria": [nul]}),
+            "acceptance_criteria[0]",
+        ),
+    ] {
+        let body = problem(orch.post_json("/v1/tasks", &body).await, 422).await;
+        assert_eq!(body["errors"][0]["field"], field, "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("NUL"),
+            "{body}"
+        );
+    }
+    // The raw JSON escape, as a client sends it.
+    let response = orch
+        .http
+        .post(orch.url("/v1/tasks"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(r#"{"goal":"Summarise the report\u0000 please"}"#)
+        .send()
+        .await
+        .unwrap();
+    let body = problem(response, 422).await;
+    assert_eq!(body["errors"][0]["field"], "goal");
+    // Whatever the arms would refuse is refused here, before any budget is spent.
+    for (body, field) in [
+        (json!({"goal": "x".repeat(4_001)}), "goal"),
+        (
+            json!({"goal": "x", "acceptance_criteria": vec!["c".repeat(2_000); 3]}),
+            "acceptance_criteria",
+        ),
+        (
+            json!({"goal": "x", "context": "c".repeat(40_000), "constraints": vec!["k".repeat(2_000); 6]}),
+            "context",
+        ),
+    ] {
+        let body = problem(orch.post_json("/v1/tasks", &body).await, 422).await;
+        assert_eq!(body["errors"][0]["field"], field, "{body}");
+    }
+    // Long polls are bounded as documented.
+    let unknown = uuid::Uuid::new_v4();
+    problem(
+        orch.get(&format!("/v1/tasks/{unknown}?wait=3601")).await,
+        400,
+    )
+    .await;
+    problem(
+        orch.get(&format!("/v1/tasks/{unknown}?wait=3600")).await,
+        404,
+    )
+    .await;
+    let metrics = orch.metrics().await;
+    assert!(!metrics.contains("status=\"503\""), "{metrics}");
+}
+
+#[tokio::test]
 async fn openapi_document_is_stable() {
     let pg = postgres().await;
     let llm = llm_sim().await;
