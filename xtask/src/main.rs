@@ -62,6 +62,7 @@ enum Command {
     /// Disaster-recovery drills with measured RTO/RPO against a ledger of acknowledged writes.
     DrTest(dr_test::DrTest),
     /// Load-test the task path with a named profile; thresholds decide the exit code.
+    #[command(long_about = load_test::ABOUT)]
     LoadTest(load_test::LoadTest),
     /// Build the test container images (PostgreSQL, Redis) from Debian packages, for testcontainers.
     Images(images::Images),

