@@ -276,6 +276,9 @@ impl LoadTest {
 /// every section, the server side filled in, and every plot in both formats;
 /// then a frozen orchestrator must show in the latency.
 pub fn ci_smoke(sh: &Shell, stack: &Stack) -> Result<()> {
+    cmd!(sh, "cargo build --release --locked -p load-gen")
+        .quiet()
+        .run()?;
     let out = project_root().join("target/load-test/ci-smoke");
     let _ = std::fs::remove_dir_all(&out);
     LoadTest {
