@@ -30,13 +30,15 @@ cargo xtask status              is everything up? (exit code 1 if not)\n  \
 cargo xtask logs orchestrator   a component's log (-f to follow)\n  \
 cargo xtask down                stop it (--purge deletes the data)\n  \
 cargo xtask alert-sim           fire, route and resolve every alert on a live stack\n  \
+cargo xtask load-test --profile progressive   find the knee of the task path\n  \
 cargo xtask ci                  everything CI checks\n\n\
 Output: data (tables, --json) on stdout, progress on stderr.\n\
 Exit codes: 0 ok, 1 a check failed (a drill, a threshold, a component down),\n\
 2 usage, 3 the tool itself failed.\n\
 OCTOLLM_STATE_DIR selects the stack for the commands that operate one\n\
-(deploy, status, logs, restart, down, backup); alert-sim and dr-test,\n\
-which damage a stack on purpose, take one only from --state-dir."
+(deploy, status, logs, restart, down, backup); alert-sim, dr-test and\n\
+load-test, which damage or load a stack on purpose, take one only from\n\
+--state-dir (without it they deploy a throwaway stack)."
 )]
 struct Cli {
     #[command(subcommand)]
