@@ -193,6 +193,7 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` from the previous page.
+    #[param(pattern = "^-?[0-9]{1,16}_[0-9a-fA-F]{32}$")]
     pub cursor: Option<String>,
 }
 

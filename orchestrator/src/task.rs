@@ -211,14 +211,36 @@ pub struct SubmitTask {
 #[serde(deny_unknown_fields)]
 pub struct BudgetInput {
     /// 1–100,000; default 10,000.
+    #[serde(default, deserialize_with = "integer")]
     #[schema(minimum = 1, maximum = 100_000)]
     pub max_tokens: Option<i64>,
     /// 1–3,600; default 300.
+    #[serde(default, deserialize_with = "integer")]
     #[schema(minimum = 1, maximum = 3_600)]
     pub max_time_seconds: Option<i64>,
     /// 0–100; default 1.0.
     #[schema(minimum = 0, maximum = 100)]
     pub max_cost_usd: Option<f64>,
+}
+
+/// A JSON Schema `integer`: any number without a fractional part, so
+/// `3600.0` is as good as `3600`.
+fn integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Int(i64),
+        Float(f64),
+    }
+    const LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53: every integer below is exact
+    match Option::<Number>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Number::Int(n)) => Ok(Some(n)),
+        Some(Number::Float(f)) if f.fract() == 0.0 && f.abs() < LIMIT => Ok(Some(f as i64)),
+        Some(Number::Float(f)) => Err(serde::de::Error::custom(format!(
+            "expected an integer, got {f}"
+        ))),
+    }
 }
 
 fn text_schema(description: &str, max: usize, pattern: String, nullable: bool) -> ObjectBuilder {
@@ -633,6 +655,33 @@ mod tests {
                 "constraints[1]",
                 "acceptance_criteria[0]"
             ]
+        );
+    }
+
+    #[test]
+    fn integral_numbers_are_integers() {
+        let task = submit(serde_json::json!({
+            "goal": "x", "budget": {"max_tokens": 500.0, "max_time_seconds": 3600.0}
+        }))
+        .unwrap();
+        assert_eq!(
+            (task.budget.max_tokens, task.budget.max_time_seconds),
+            (500, 3_600)
+        );
+        for bad in [
+            serde_json::json!(1.5),
+            serde_json::json!("7"),
+            serde_json::json!(1e300),
+        ] {
+            let result = submit(serde_json::json!({"goal": "x", "budget": {"max_tokens": bad}}));
+            assert!(result.is_err(), "{bad}");
+        }
+        // An exact integer beyond the bound is named like any other.
+        assert_eq!(
+            fields(submit(
+                serde_json::json!({"goal": "x", "budget": {"max_tokens": 1e15}})
+            )),
+            ["budget.max_tokens"]
         );
     }
 
