@@ -1,13 +1,16 @@
 //! `TaskStore`: every read and write of task state. Each transition is one
 //! statement (or one transaction) committed before anyone is told about it.
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -15,7 +18,8 @@ use uuid::Uuid;
 use crate::metrics::TaskMetrics;
 use crate::task::{Budget, NewTask, Priority, TaskStatus, TaskType};
 
-/// Channel on which a task's move to a terminal state is announced.
+/// Channel on which a task's move to a terminal state is announced
+/// (spelled out in `GROUP_COMMIT_SQL` too).
 pub const TASK_DONE_CHANNEL: &str = "octollm_task_done";
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +30,9 @@ pub enum StoreError {
     Db(#[from] tokio_postgres::Error),
     #[error("unexpected data in the database: {0}")]
     Corrupt(String),
+    /// A group commit that failed for every write in it (the error's text).
+    #[error("database write failed: {0}")]
+    Write(String),
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ToSchema)]
@@ -151,15 +158,62 @@ const TASK_COLUMNS: &str = "id, status, task_type, priority, goal, context, cons
 const STEP_COLUMNS: &str = "task_id, step_index, name, capability, status, output, error, \
     prompt_tokens, completion_tokens, cost_usd, started_at, finished_at, arm";
 
+const TASK_COLUMNS_OF_T: &str = "t.id, t.status, t.task_type, t.priority, t.goal, t.context, \
+    t.constraints, t.acceptance_criteria, t.max_tokens, t.max_time_seconds, t.max_cost_usd, t.result, \
+    t.error_kind, t.error, t.prompt_tokens, t.completion_tokens, t.cost_usd, t.attempts, \
+    t.cancel_requested, t.deadline_at, t.created_at, t.started_at, t.finished_at, t.updated_at";
+
+/// A task's step columns next to the task's own, named apart.
+const STEP_COLUMNS_OF_S: &str = "s.step_index, s.name AS step_name, s.capability AS step_capability, \
+    s.status AS step_status, s.output AS step_output, s.error AS step_error, \
+    s.prompt_tokens AS step_prompt_tokens, s.completion_tokens AS step_completion_tokens, \
+    s.cost_usd AS step_cost_usd, s.started_at AS step_started_at, \
+    s.finished_at AS step_finished_at, s.arm AS step_arm";
+
 #[derive(Clone)]
 pub struct TaskStore {
     pool: Pool,
     metrics: TaskMetrics,
+    /// The group-commit writer's queue (see [`GroupCommit`]).
+    writes: mpsc::UnboundedSender<Write>,
 }
 
 impl TaskStore {
+    /// Starts the group-commit writer, so it must run inside a Tokio runtime.
     pub fn new(pool: Pool, metrics: TaskMetrics) -> Self {
-        Self { pool, metrics }
+        let (writes, queue) = mpsc::unbounded_channel();
+        tokio::spawn(
+            GroupCommit {
+                pool: pool.clone(),
+                metrics: metrics.clone(),
+            }
+            .run(queue),
+        );
+        Self {
+            pool,
+            metrics,
+            writes,
+        }
+    }
+
+    /// Hands one write to the group-commit writer and waits until the
+    /// transaction holding it has committed (or failed), recording
+    /// `octollm_db_query_duration_seconds{query=name}`: the caller's wait.
+    async fn write<T>(
+        &self,
+        name: &'static str,
+        write: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Write,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let (reply, answer) = oneshot::channel();
+        let stopped = || StoreError::Write("the database writer has stopped".into());
+        self.writes.send(write(reply)).map_err(|_| stopped())?;
+        let result = answer.await.map_err(|_| stopped())?;
+        self.metrics
+            .db_query
+            .with_label_values(&[name])
+            .observe(started.elapsed().as_secs_f64());
+        result
     }
 
     /// Runs one named query, recording `octollm_db_query_duration_seconds{query}`.
@@ -181,68 +235,52 @@ impl TaskStore {
     }
 
     /// Inserts a task, queued or (when screening blocked it) rejected with
-    /// `rejection` as its error; returns once the insert is committed.
+    /// `rejection` as its error; returns once the insert is committed (in a
+    /// group commit with other writes).
     pub async fn insert(
         &self,
         task: &NewTask,
         rejection: Option<&str>,
     ) -> Result<(Uuid, DateTime<Utc>), StoreError> {
         let id = Uuid::now_v7();
-        let constraints = serde_json::to_value(&task.constraints)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let criteria = serde_json::to_value(&task.acceptance_criteria)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let rows = self
-            .query(
-                "insert_task",
-                "WITH t AS (
-                     INSERT INTO tasks (id, status, task_type, priority, goal, context, constraints,
-                         acceptance_criteria, max_tokens, max_time_seconds, max_cost_usd,
-                         error_kind, error, finished_at)
-                     VALUES ($1, CASE WHEN $11::text IS NULL THEN 'queued' ELSE 'rejected' END,
-                         $2, $3, $4, $5, $6, $7, $8, $9, $10,
-                         CASE WHEN $11::text IS NULL THEN NULL ELSE 'rejected' END, $11,
-                         CASE WHEN $11::text IS NULL THEN NULL ELSE now() END)
-                     RETURNING id, status, created_at)
-                 INSERT INTO task_events (task_id, kind)
-                 SELECT id, CASE WHEN status = 'rejected' THEN 'rejected' ELSE 'created' END FROM t
-                 RETURNING (SELECT created_at FROM t)",
-                &[
-                    &id,
-                    &task.task_type.as_str(),
-                    &task.priority.rank(),
-                    &task.goal,
-                    &task.context,
-                    &constraints,
-                    &criteria,
-                    &task.budget.max_tokens,
-                    &task.budget.max_time_seconds,
-                    &task.budget.max_cost_usd,
-                    &rejection,
-                ],
-            )
+        let row = NewTaskRow {
+            id,
+            task_type: task.task_type.as_str(),
+            priority: task.priority.rank(),
+            goal: task.goal.clone(),
+            context: task.context.clone(),
+            constraints: serde_json::to_value(&task.constraints)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            criteria: serde_json::to_value(&task.acceptance_criteria)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            budget: task.budget,
+            rejection: rejection.map(str::to_owned),
+        };
+        let created_at = self
+            .write("insert_task", |reply| Write::Insert { row, reply })
             .await?;
-        let created_at = rows
-            .first()
-            .map(|row| row.try_get(0))
-            .transpose()?
-            .ok_or_else(|| StoreError::Corrupt("insert returned no row".into()))?;
         Ok((id, created_at))
     }
 
+    /// A task and its steps, in one statement.
     pub async fn get(&self, id: Uuid) -> Result<Option<(TaskRecord, Vec<StepRecord>)>, StoreError> {
-        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1");
-        let Some(row) = self
-            .query("get_task", &sql, &[&id])
-            .await?
-            .into_iter()
-            .next()
-        else {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS_OF_T}, {STEP_COLUMNS_OF_S}
+             FROM tasks t LEFT JOIN task_steps s ON s.task_id = t.id
+             WHERE t.id = $1 ORDER BY s.step_index"
+        );
+        let rows = self.query("get_task", &sql, &[&id]).await?;
+        let Some(first) = rows.first() else {
             return Ok(None);
         };
-        let task = task_from_row(&row)?;
-        let steps = self.steps(&[id]).await?;
-        Ok(Some((task, steps.into_iter().map(|(_, s)| s).collect())))
+        let task = task_from_row(first)?;
+        let mut steps = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(step) = joined_step_from_row(row)? {
+                steps.push(step);
+            }
+        }
+        Ok(Some((task, steps)))
     }
 
     pub async fn status(&self, id: Uuid) -> Result<Option<TaskStatus>, StoreError> {
@@ -329,8 +367,18 @@ impl TaskStore {
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
-        let mut steps = self.steps(&ids).await?;
+        // Steps are written only under a lease, so a task on its first
+        // attempt has none: no need to look.
+        let ids: Vec<Uuid> = tasks
+            .iter()
+            .filter(|t| t.attempts > 1)
+            .map(|t| t.id)
+            .collect();
+        let mut steps = if ids.is_empty() {
+            Vec::new()
+        } else {
+            self.steps(&ids).await?
+        };
         Ok(tasks
             .into_iter()
             .map(|task| {
@@ -352,6 +400,9 @@ impl TaskStore {
         lease: Duration,
     ) -> Result<Vec<(Uuid, bool)>, StoreError> {
         let lease_secs = lease.as_secs_f64();
+        // Row locks in id order, as the group commit takes them.
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
         let rows = self
             .query(
                 "renew_leases",
@@ -367,50 +418,26 @@ impl TaskStore {
     }
 
     /// Persists a finished step and adds its usage to the task, if `owner`
-    /// still holds the task. Returns false when the lease was lost.
+    /// still holds the task; returns once committed (in a group commit with
+    /// other writes). Returns false when the lease was lost.
     pub async fn record_step(
         &self,
         task_id: Uuid,
         owner: &str,
         step: &StepRecord,
     ) -> Result<bool, StoreError> {
-        let rows = self
-            .query(
-                "record_step",
-                "WITH s AS (
-                     INSERT INTO task_steps (task_id, step_index, name, capability, status, output,
-                         error, prompt_tokens, completion_tokens, cost_usd, started_at, arm)
-                     SELECT $1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
-                     WHERE EXISTS (SELECT 1 FROM tasks WHERE id = $1 AND lease_owner = $2 AND status = 'running')
-                     ON CONFLICT (task_id, step_index) DO NOTHING
-                     RETURNING task_id)
-                 UPDATE tasks SET prompt_tokens = prompt_tokens + $9,
-                     completion_tokens = completion_tokens + $10, cost_usd = cost_usd + $11,
-                     updated_at = now()
-                 WHERE id IN (SELECT task_id FROM s)
-                 RETURNING id",
-                &[
-                    &task_id,
-                    &owner,
-                    &step.index,
-                    &step.name,
-                    &step.capability,
-                    &step.status,
-                    &step.output,
-                    &step.error,
-                    &step.usage.prompt_tokens,
-                    &step.usage.completion_tokens,
-                    &step.usage.cost_usd,
-                    &step.started_at,
-                    &step.arm,
-                ],
-            )
-            .await?;
-        Ok(!rows.is_empty())
+        let row = StepRow {
+            task_id,
+            owner: owner.to_owned(),
+            step: step.clone(),
+        };
+        self.write("record_step", |reply| Write::Step { row, reply })
+            .await
     }
 
     /// Moves a running task that `owner` holds to its terminal state and
-    /// announces it. Returns the task's age in seconds, or None if the lease was lost.
+    /// announces it, once committed (in a group commit with other writes).
+    /// Returns the task's age in seconds, or None if the lease was lost.
     pub async fn finish(
         &self,
         task_id: Uuid,
@@ -419,40 +446,20 @@ impl TaskStore {
     ) -> Result<Option<f64>, StoreError> {
         let (result, kind, message) = match outcome {
             Outcome::Succeeded { result } => (Some(result.clone()), None, None),
-            Outcome::Failed { kind, message } => (None, Some(*kind), Some(message.as_str())),
-            Outcome::Timeout { message } => (None, Some("timeout"), Some(message.as_str())),
-            Outcome::Cancelled => (None, Some("cancelled"), Some("cancelled on request")),
+            Outcome::Failed { kind, message } => (None, Some(*kind), Some(message.clone())),
+            Outcome::Timeout { message } => (None, Some("timeout"), Some(message.clone())),
+            Outcome::Cancelled => (None, Some("cancelled"), Some("cancelled on request".into())),
         };
-        let sql = format!(
-            "WITH done AS (
-                 UPDATE tasks SET status = $3, result = $4, error_kind = $5, error = $6,
-                     finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
-                 WHERE id = $1 AND lease_owner = $2 AND status = 'running'
-                 RETURNING id, status, created_at, finished_at),
-             events AS (
-                 INSERT INTO task_events (task_id, kind, detail)
-                 SELECT id, 'finished', jsonb_build_object('status', status, 'error_kind', $5::text) FROM done)
-             SELECT extract(epoch FROM finished_at - created_at)::float8, pg_notify('{TASK_DONE_CHANNEL}', id::text)
-             FROM done"
-        );
-        let rows = self
-            .query(
-                "finish_task",
-                &sql,
-                &[
-                    &task_id,
-                    &owner,
-                    &outcome.status().as_str(),
-                    &result,
-                    &kind,
-                    &message,
-                ],
-            )
-            .await?;
-        rows.first()
-            .map(|row| row.try_get(0))
-            .transpose()
-            .map_err(Into::into)
+        let row = FinishRow {
+            task_id,
+            owner: owner.to_owned(),
+            status: outcome.status().as_str(),
+            result,
+            error_kind: kind,
+            error: message,
+        };
+        self.write("finish_task", |reply| Write::Finish { row, reply })
+            .await
     }
 
     /// Hands tasks back to the queue (on shutdown), so they resume at once elsewhere.
@@ -620,6 +627,420 @@ fn step_from_row(row: &Row) -> Result<StepRecord, StoreError> {
         finished_at: row.try_get("finished_at")?,
     })
 }
+
+/// The step in a row of `tasks LEFT JOIN task_steps` ([`STEP_COLUMNS_OF_S`]),
+/// or None for a task without steps.
+fn joined_step_from_row(row: &Row) -> Result<Option<StepRecord>, StoreError> {
+    let Some(index) = row.try_get::<_, Option<i32>>("step_index")? else {
+        return Ok(None);
+    };
+    Ok(Some(StepRecord {
+        index,
+        name: row.try_get("step_name")?,
+        capability: row.try_get("step_capability")?,
+        status: row.try_get("step_status")?,
+        output: row.try_get("step_output")?,
+        error: row.try_get("step_error")?,
+        usage: Usage {
+            prompt_tokens: row.try_get("step_prompt_tokens")?,
+            completion_tokens: row.try_get("step_completion_tokens")?,
+            cost_usd: row.try_get("step_cost_usd")?,
+        },
+        arm: row.try_get("step_arm")?,
+        started_at: row.try_get("step_started_at")?,
+        finished_at: row.try_get("step_finished_at")?,
+    }))
+}
+
+/// Most writes in one group commit.
+const MAX_GROUP: usize = 512;
+/// How often a group that hit a deadlock is tried again before it is split.
+const DEADLOCK_RETRIES: u32 = 3;
+
+/// A task to insert (`TaskStore::insert`).
+struct NewTaskRow {
+    id: Uuid,
+    task_type: &'static str,
+    priority: i16,
+    goal: String,
+    context: Option<String>,
+    constraints: Value,
+    criteria: Value,
+    budget: Budget,
+    rejection: Option<String>,
+}
+
+/// A finished step to persist under `owner`'s lease (`TaskStore::record_step`).
+struct StepRow {
+    task_id: Uuid,
+    owner: String,
+    step: StepRecord,
+}
+
+/// A terminal state to record under `owner`'s lease (`TaskStore::finish`).
+struct FinishRow {
+    task_id: Uuid,
+    owner: String,
+    status: &'static str,
+    result: Option<Value>,
+    error_kind: Option<&'static str>,
+    error: Option<String>,
+}
+
+/// One write waiting for the group commit, and where its answer goes.
+enum Write {
+    Insert {
+        row: NewTaskRow,
+        reply: oneshot::Sender<Result<DateTime<Utc>, StoreError>>,
+    },
+    Step {
+        row: StepRow,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    Finish {
+        row: FinishRow,
+        reply: oneshot::Sender<Result<Option<f64>, StoreError>>,
+    },
+}
+
+impl Write {
+    /// Sorts a group so its row locks are taken in task id order.
+    fn task_id(&self) -> Uuid {
+        match self {
+            Self::Insert { row, .. } => row.id,
+            Self::Step { row, .. } => row.task_id,
+            Self::Finish { row, .. } => row.task_id,
+        }
+    }
+
+    fn fail(self, error: StoreError) {
+        // A caller that stopped waiting has nobody to tell.
+        match self {
+            Self::Insert { reply, .. } => drop(reply.send(Err(error))),
+            Self::Step { reply, .. } => drop(reply.send(Err(error))),
+            Self::Finish { reply, .. } => drop(reply.send(Err(error))),
+        }
+    }
+}
+
+/// What one group commit wrote: inserted tasks with their creation time,
+/// stored steps, finished tasks with their age.
+#[derive(Default)]
+struct Committed {
+    inserted: HashMap<Uuid, DateTime<Utc>>,
+    steps: HashSet<(Uuid, i32)>,
+    finished: HashMap<Uuid, f64>,
+}
+
+/// Group commit: the writes of every task (inserts, finished steps, terminal
+/// states) that arrive while the previous group is committing go into one
+/// statement, so one transaction and one WAL flush serve them all. Each
+/// caller waits for the commit of its own group, so nothing is acknowledged,
+/// and no step starts, before the write it depends on is durable; each
+/// worker write keeps its lease condition, row by row. A group that fails on
+/// a server error is retried write by write, so one bad write fails alone.
+struct GroupCommit {
+    pool: Pool,
+    metrics: TaskMetrics,
+}
+
+impl GroupCommit {
+    async fn run(self, mut queue: mpsc::UnboundedReceiver<Write>) {
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+            self.commit(std::mem::take(&mut group)).await;
+        }
+    }
+
+    async fn commit(&self, mut group: Vec<Write>) {
+        group.sort_by_key(Write::task_id);
+        let mut tries = 0;
+        let error = loop {
+            match self.execute(&group).await {
+                Ok(committed) => return answer(group, &committed),
+                Err(StoreError::Db(error))
+                    if error.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED)
+                        && tries < DEADLOCK_RETRIES =>
+                {
+                    tries += 1;
+                    tracing::debug!(%error, tries, "group commit hit a deadlock; trying again");
+                }
+                Err(error) => break error,
+            }
+        };
+        let server_error = matches!(&error, StoreError::Db(e) if e.code().is_some());
+        if server_error && group.len() > 1 {
+            tracing::warn!(%error, writes = group.len(), "group commit failed; writing one by one");
+            for write in group {
+                match self.execute(std::slice::from_ref(&write)).await {
+                    Ok(committed) => answer(vec![write], &committed),
+                    Err(error) => write.fail(error),
+                }
+            }
+        } else {
+            let text = error.to_string();
+            let mut group = group.into_iter();
+            if let Some(first) = group.next() {
+                first.fail(error);
+            }
+            for write in group {
+                write.fail(StoreError::Write(text.clone()));
+            }
+        }
+    }
+
+    /// Commits `group` in one statement.
+    async fn execute(&self, group: &[Write]) -> Result<Committed, StoreError> {
+        let started = Instant::now();
+        let mut new = NewTaskColumns::default();
+        let mut step = StepColumns::default();
+        let mut fin = FinishColumns::default();
+        for write in group {
+            match write {
+                Write::Insert { row, .. } => new.push(row),
+                Write::Step { row, .. } => step.push(row),
+                Write::Finish { row, .. } => fin.push(row),
+            }
+        }
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(GROUP_COMMIT_SQL).await?;
+        let params: [&(dyn ToSql + Sync); 30] = [
+            &new.id,
+            &new.task_type,
+            &new.priority,
+            &new.goal,
+            &new.context,
+            &new.constraints,
+            &new.criteria,
+            &new.max_tokens,
+            &new.max_time_seconds,
+            &new.max_cost_usd,
+            &new.rejection,
+            &step.task_id,
+            &step.owner,
+            &step.index,
+            &step.name,
+            &step.capability,
+            &step.status,
+            &step.output,
+            &step.error,
+            &step.prompt_tokens,
+            &step.completion_tokens,
+            &step.cost_usd,
+            &step.started_at,
+            &step.arm,
+            &fin.task_id,
+            &fin.owner,
+            &fin.status,
+            &fin.result,
+            &fin.error_kind,
+            &fin.error,
+        ];
+        let rows = client.query(&statement, &params).await;
+        self.metrics
+            .db_query
+            .with_label_values(&["group_commit"])
+            .observe(started.elapsed().as_secs_f64());
+        let mut committed = Committed::default();
+        for row in rows? {
+            let id: Uuid = row.try_get(1)?;
+            match row.try_get::<_, &str>(0)? {
+                "i" => {
+                    committed.inserted.insert(id, row.try_get(3)?);
+                }
+                "s" => {
+                    committed.steps.insert((id, row.try_get(2)?));
+                }
+                _ => {
+                    committed.finished.insert(id, row.try_get(4)?);
+                }
+            }
+        }
+        Ok(committed)
+    }
+}
+
+/// Tells each writer of a committed group what became of its write.
+fn answer(group: Vec<Write>, committed: &Committed) {
+    for write in group {
+        // A caller that stopped waiting has nobody to tell.
+        match write {
+            Write::Insert { row, reply } => {
+                let created = committed
+                    .inserted
+                    .get(&row.id)
+                    .copied()
+                    .ok_or_else(|| StoreError::Corrupt("insert returned no row".into()));
+                drop(reply.send(created));
+            }
+            Write::Step { row, reply } => {
+                let stored = committed.steps.contains(&(row.task_id, row.step.index));
+                drop(reply.send(Ok(stored)));
+            }
+            Write::Finish { row, reply } => {
+                drop(reply.send(Ok(committed.finished.get(&row.task_id).copied())));
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct NewTaskColumns {
+    id: Vec<Uuid>,
+    task_type: Vec<&'static str>,
+    priority: Vec<i16>,
+    goal: Vec<String>,
+    context: Vec<Option<String>>,
+    constraints: Vec<Value>,
+    criteria: Vec<Value>,
+    max_tokens: Vec<i32>,
+    max_time_seconds: Vec<i32>,
+    max_cost_usd: Vec<f64>,
+    rejection: Vec<Option<String>>,
+}
+
+impl NewTaskColumns {
+    fn push(&mut self, row: &NewTaskRow) {
+        self.id.push(row.id);
+        self.task_type.push(row.task_type);
+        self.priority.push(row.priority);
+        self.goal.push(row.goal.clone());
+        self.context.push(row.context.clone());
+        self.constraints.push(row.constraints.clone());
+        self.criteria.push(row.criteria.clone());
+        self.max_tokens.push(row.budget.max_tokens);
+        self.max_time_seconds.push(row.budget.max_time_seconds);
+        self.max_cost_usd.push(row.budget.max_cost_usd);
+        self.rejection.push(row.rejection.clone());
+    }
+}
+
+#[derive(Default)]
+struct StepColumns {
+    task_id: Vec<Uuid>,
+    owner: Vec<String>,
+    index: Vec<i32>,
+    name: Vec<String>,
+    capability: Vec<String>,
+    status: Vec<String>,
+    output: Vec<Option<Value>>,
+    error: Vec<Option<String>>,
+    prompt_tokens: Vec<i64>,
+    completion_tokens: Vec<i64>,
+    cost_usd: Vec<f64>,
+    started_at: Vec<DateTime<Utc>>,
+    arm: Vec<Option<String>>,
+}
+
+impl StepColumns {
+    fn push(&mut self, row: &StepRow) {
+        let step = &row.step;
+        self.task_id.push(row.task_id);
+        self.owner.push(row.owner.clone());
+        self.index.push(step.index);
+        self.name.push(step.name.clone());
+        self.capability.push(step.capability.clone());
+        self.status.push(step.status.clone());
+        self.output.push(step.output.clone());
+        self.error.push(step.error.clone());
+        self.prompt_tokens.push(step.usage.prompt_tokens);
+        self.completion_tokens.push(step.usage.completion_tokens);
+        self.cost_usd.push(step.usage.cost_usd);
+        self.started_at.push(step.started_at);
+        self.arm.push(step.arm.clone());
+    }
+}
+
+#[derive(Default)]
+struct FinishColumns {
+    task_id: Vec<Uuid>,
+    owner: Vec<String>,
+    status: Vec<&'static str>,
+    result: Vec<Option<Value>>,
+    error_kind: Vec<Option<&'static str>>,
+    error: Vec<Option<String>>,
+}
+
+impl FinishColumns {
+    fn push(&mut self, row: &FinishRow) {
+        self.task_id.push(row.task_id);
+        self.owner.push(row.owner.clone());
+        self.status.push(row.status);
+        self.result.push(row.result.clone());
+        self.error_kind.push(row.error_kind);
+        self.error.push(row.error.clone());
+    }
+}
+
+/// One group commit: new tasks (with their `created`/`rejected` event),
+/// finished steps of tasks still held by their owner (with the task's usage),
+/// and terminal states of tasks still held (with their `finished` event and
+/// the `pg_notify`), each part from its column arrays, all in one
+/// statement and so one transaction. Answers `('i', id, created_at)`,
+/// `('s', task_id, step_index)` and `('f', id, age)` per row written.
+const GROUP_COMMIT_SQL: &str = "WITH
+new_task AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::int2[], $4::text[], $5::text[], $6::jsonb[],
+                         $7::jsonb[], $8::int4[], $9::int4[], $10::float8[], $11::text[])
+        AS n(id, task_type, priority, goal, context, constraints, criteria, max_tokens,
+             max_time_seconds, max_cost_usd, rejection)),
+inserted AS (
+    INSERT INTO tasks (id, status, task_type, priority, goal, context, constraints,
+        acceptance_criteria, max_tokens, max_time_seconds, max_cost_usd, error_kind, error, finished_at)
+    SELECT id, CASE WHEN rejection IS NULL THEN 'queued' ELSE 'rejected' END, task_type, priority,
+        goal, context, constraints, criteria, max_tokens, max_time_seconds, max_cost_usd,
+        CASE WHEN rejection IS NULL THEN NULL ELSE 'rejected' END, rejection,
+        CASE WHEN rejection IS NULL THEN NULL ELSE now() END
+    FROM new_task
+    RETURNING id, status, created_at),
+created_events AS (
+    INSERT INTO task_events (task_id, kind)
+    SELECT id, CASE WHEN status = 'rejected' THEN 'rejected' ELSE 'created' END FROM inserted),
+step AS (
+    SELECT * FROM unnest($12::uuid[], $13::text[], $14::int4[], $15::text[], $16::text[], $17::text[],
+                         $18::jsonb[], $19::text[], $20::int8[], $21::int8[], $22::float8[],
+                         $23::timestamptz[], $24::text[])
+        AS s(task_id, owner, step_index, name, capability, status, output, error, prompt_tokens,
+             completion_tokens, cost_usd, started_at, arm)),
+stored_step AS (
+    INSERT INTO task_steps (task_id, step_index, name, capability, status, output, error,
+        prompt_tokens, completion_tokens, cost_usd, started_at, arm)
+    SELECT s.task_id, s.step_index, s.name, s.capability, s.status, s.output, s.error,
+        s.prompt_tokens, s.completion_tokens, s.cost_usd, s.started_at, s.arm
+    FROM step s
+    WHERE EXISTS (SELECT 1 FROM tasks t
+                  WHERE t.id = s.task_id AND t.lease_owner = s.owner AND t.status = 'running')
+    ON CONFLICT (task_id, step_index) DO NOTHING
+    RETURNING task_id, step_index, prompt_tokens, completion_tokens, cost_usd),
+step_usage AS (
+    UPDATE tasks t SET prompt_tokens = t.prompt_tokens + u.prompt_tokens,
+        completion_tokens = t.completion_tokens + u.completion_tokens,
+        cost_usd = t.cost_usd + u.cost_usd, updated_at = now()
+    FROM (SELECT task_id, sum(prompt_tokens)::int8 AS prompt_tokens,
+                 sum(completion_tokens)::int8 AS completion_tokens, sum(cost_usd) AS cost_usd
+          FROM stored_step GROUP BY task_id) u
+    WHERE t.id = u.task_id),
+finishing AS (
+    SELECT * FROM unnest($25::uuid[], $26::text[], $27::text[], $28::jsonb[], $29::text[], $30::text[])
+        AS f(id, owner, status, result, error_kind, error)),
+finished AS (
+    UPDATE tasks t SET status = f.status, result = f.result, error_kind = f.error_kind,
+        error = f.error, finished_at = now(), updated_at = now(), lease_owner = NULL,
+        lease_expires_at = NULL
+    FROM finishing f
+    WHERE t.id = f.id AND t.lease_owner = f.owner AND t.status = 'running'
+    RETURNING t.id, t.status, t.error_kind, extract(epoch FROM now() - t.created_at)::float8 AS age),
+finished_events AS (
+    INSERT INTO task_events (task_id, kind, detail)
+    SELECT id, 'finished', jsonb_build_object('status', status, 'error_kind', error_kind)
+    FROM finished)
+SELECT 'i'::text AS kind, id, NULL::int4 AS step_index, created_at, NULL::float8 AS age
+FROM inserted
+UNION ALL
+SELECT 's', task_id, step_index, NULL, NULL FROM stored_step
+UNION ALL
+SELECT 'f', id, NULL, NULL, age
+FROM (SELECT id, age, pg_notify('octollm_task_done', id::text) FROM finished) AS announced";
 
 #[cfg(test)]
 mod tests {

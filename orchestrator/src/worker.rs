@@ -115,6 +115,10 @@ impl WorkerPool {
                 },
                 () = shutdown.cancelled() => break,
             };
+            // Tasks finish in groups (one group commit records several
+            // outcomes): let the others give back their slots too, so one
+            // claim serves them all.
+            tokio::task::yield_now().await;
             let mut permits = vec![first];
             while permits.len() < CLAIM_BATCH {
                 match slots.clone().try_acquire_owned() {

@@ -96,6 +96,11 @@ impl Orchestrator {
             .unwrap()
     }
 
+    /// POST /v1/tasks with `body`, whatever the answer.
+    pub async fn post_task(&self, body: Value) -> Response {
+        self.post_json("/v1/tasks", &body).await
+    }
+
     /// Submits a task; asserts the 202 and returns its id.
     pub async fn submit(&self, body: Value) -> String {
         let response = self.post_json("/v1/tasks", &body).await;

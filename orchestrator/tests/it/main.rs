@@ -6,6 +6,7 @@ mod api;
 mod arms;
 mod durability;
 mod fake_arm;
+mod group_commit;
 mod harness;
 mod lifecycle;
 mod llm_failures;
