@@ -126,11 +126,15 @@ impl WorkerPool {
                     Err(_) => break,
                 }
             }
-            let limit = i64::try_from(permits.len()).unwrap_or(1);
+            let asked = permits.len();
+            let limit = i64::try_from(asked).unwrap_or(1);
             match self.store.claim(&self.owner, self.lease, limit).await {
                 Ok(claimed) => {
                     backoff = Duration::from_millis(100);
-                    let idle = claimed.is_empty();
+                    // Fewer tasks than asked for: the queue was empty. Asking
+                    // again as each slot frees would find nothing; wait for a
+                    // submission (or the idle poll, for other replicas' work).
+                    let idle = claimed.len() < asked;
                     for (task, steps) in claimed {
                         let Some(permit) = permits.pop() else { break };
                         let pool = self.clone();
