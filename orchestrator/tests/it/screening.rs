@@ -447,6 +447,51 @@ async fn the_reflex_layers_verdict_on_the_request_fails_that_request_not_the_cir
         "a credential failure is logged at error"
     );
     assert!(!log.contains(TOKEN), "the token is never logged");
+    drop(orch);
+
+    // Failing open lets a task through unscreened only when the reflex layer
+    // is down, never because it refused the text.
+    let open = Orchestrator::start_with_env(
+        &pg.url(),
+        &llm.base_url(),
+        &["--reflex-fail-open"],
+        &[("REFLEX_URL", &fake.url), ("REFLEX_TOKEN_FILE", &tokens)],
+    )
+    .await;
+    open.wait_ready(Duration::from_secs(30)).await;
+    fake.answer(422, None);
+    assert_eq!(open.post_json("/v1/tasks", &task).await.status(), 422);
+    fake.answer(429, Some(3));
+    assert_eq!(open.post_json("/v1/tasks", &task).await.status(), 429);
+    fake.answer(503, None);
+    let response = open.post_json("/v1/tasks", &task).await;
+    assert_eq!(response.status(), 202);
+    let accepted: Value = response.json().await.unwrap();
+    assert_eq!(accepted["status"], "queued");
+    let metrics = open.metrics().await;
+    for (outcome, count) in [
+        ("invalid", 1.0),
+        ("rate_limited", 1.0),
+        ("unavailable_open", 1.0),
+    ] {
+        assert_eq!(
+            sample(
+                &metrics,
+                "octollm_reflex_screenings_total",
+                &[("outcome", outcome)]
+            ),
+            Some(count),
+            "{outcome}"
+        );
+    }
+    assert_eq!(
+        sample(
+            &metrics,
+            "octollm_screening_errors_total",
+            &[("kind", "server_error")]
+        ),
+        Some(1.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
