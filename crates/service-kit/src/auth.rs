@@ -174,6 +174,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn caller_ids_are_a_fixed_function_of_the_token() {
+        // xtask computes the same id for the stack's token (its reflex tier);
+        // it pins the same vector.
+        assert_eq!(
+            Caller::of_token("integration-test-token").id(),
+            "bearer-b2fface26478a4f3"
+        );
+    }
+
+    #[test]
     fn accepts_only_configured_tokens() {
         let tokens = BearerTokens::new(["first-token-0123456", "second-token-012345"]).unwrap();
         assert!(tokens.accepts("first-token-0123456"));

@@ -224,8 +224,12 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
         Component::ReflexLayer => {
             stack.secret("reflex-key")?;
             let mut command = service(Component::ReflexLayer);
+            // The stack's own API token (its operators, its checks, its load
+            // tests) screens in the internal tier; other clients get the default.
+            let operator = caller_id(&std::fs::read_to_string(stack.token_path())?)?;
             command
                 .envs(env_template(Component::ReflexLayer)?)
+                .env("REFLEX_USER_TIERS", format!("{operator}=internal"))
                 .env("OCTOLLM_LISTEN", listen(stack, component))
                 .env("OCTOLLM_API_TOKEN_FILE", stack.token_path())
                 .env("REFLEX_KEY_FILE", stack.secret_path("reflex-key"))
@@ -479,6 +483,27 @@ pub fn after_start(stack: &Stack, component: Component) -> Result<()> {
     Ok(())
 }
 
+/// The id service-kit gives the client presenting `token` (`Caller::of_token`):
+/// `bearer-` and the first 8 bytes, in hex, of SHA-256("octollm-caller-v1:" + token).
+/// The reflex layer's per-user buckets and tiers are keyed by it.
+pub fn caller_id(token: &str) -> Result<String> {
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running sha256sum")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        std::io::Write::write_all(
+            &mut stdin,
+            format!("octollm-caller-v1:{}", token.trim()).as_bytes(),
+        )?;
+    }
+    let output = child.wait_with_output()?;
+    let hex = String::from_utf8_lossy(&output.stdout);
+    let digest = hex.get(..16).context("sha256sum printed no digest")?;
+    Ok(format!("bearer-{digest}"))
+}
+
 /// Keeps a copy of the API token for tools that need a file path.
 pub fn ensure_token(stack: &Stack) -> Result<String> {
     if let Ok(token) = std::fs::read_to_string(stack.token_path()) {
@@ -487,4 +512,18 @@ pub fn ensure_token(stack: &Stack) -> Result<String> {
     let token = crate::util::random_hex(32)?;
     write_secret(&stack.token_path(), &token).context("writing the API token")?;
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_ids_match_service_kits() {
+        // The same vector is pinned in crates/service-kit's auth tests.
+        assert_eq!(
+            caller_id("integration-test-token").ok().as_deref(),
+            Some("bearer-b2fface26478a4f3")
+        );
+    }
 }
