@@ -376,7 +376,8 @@ const SAMPLED: [Component; 5] = [
     Component::Postgres,
 ];
 
-/// llm-sim on a named latency profile, no injected errors, and the plan mix.
+/// llm-sim on a named latency profile, no injected errors, and the plan mix
+/// (its `run_command` steps name commands the orchestrator allows).
 fn configure_llm_sim(stack: &Stack, llm: LlmProfile) -> Result<()> {
     let config = json!({
         "latency": llm.name(),
@@ -387,7 +388,12 @@ fn configure_llm_sim(stack: &Stack, llm: LlmProfile) -> Result<()> {
                 {"weight": 3, "steps": ["retrieve"]},
                 {"weight": 1, "steps": ["retrieve", "generate_code"]},
                 {"weight": 1, "steps": ["run_command"]}
-            ]
+            ],
+            // Commands that always print something: `ls` in the executor's
+            // empty work directory prints nothing, and a task whose output
+            // is empty fails its acceptance (its guardian step refuses a
+            // blank text first), which is right but not load.
+            "commands": ["echo", "date", "wc"]
         }
     });
     let auth = stack.bearer_header(&stack.secret_path("llm-sim-admin-token"))?;
