@@ -497,9 +497,12 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// One line on stdout: the figures people quote.
+/// One line on stdout: the figures people quote (and the knee, when found).
 fn summary_line(report: &Value, server: &Value) -> String {
-    format!(
+    let knee = report["knee"]["knee_per_s"]
+        .as_f64()
+        .map_or(String::new(), |k| format!("knee {k:.0} tasks/s; "));
+    knee + &format!(
         "completed {}/s, p50 {} ms, p95 {} ms, p99 {} ms, errors {}, lost {}, CPU {} ms/task, {} commits/task",
         report["rates"]["completed_per_s"]
             .as_f64()
@@ -569,6 +572,25 @@ mod tests {
             bottleneck(&map),
             json!("postgres (3.80 ms of CPU per task)")
         );
+    }
+
+    #[test]
+    fn the_summary_names_the_knee_when_there_is_one() {
+        let mut report = json!({
+            "knee": {"knee_per_s": 200.0},
+            "rates": {"completed_per_s": 199.3},
+            "latency_ms": {"p50": 45, "p95": 97, "p99": 126},
+            "errors": 0,
+            "ledger": {"lost": 0}
+        });
+        let server = json!({"cpu_ms_per_task_total": 7.8, "postgres_commits_per_task": 7.5});
+        let line = summary_line(&report, &server);
+        assert!(
+            line.starts_with("knee 200 tasks/s; completed 199.3/s"),
+            "{line}"
+        );
+        report["knee"] = Value::Null;
+        assert!(summary_line(&report, &server).starts_with("completed 199.3/s"));
     }
 
     #[test]
