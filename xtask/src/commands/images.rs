@@ -21,6 +21,7 @@ use xshell::{Shell, cmd};
 
 use crate::say;
 use crate::stack::container_engine::{self, Flavor};
+use crate::util::progress;
 
 /// PostgreSQL image used by `test-support`.
 pub const POSTGRES_IMAGE: &str = "localhost/octollm/postgres:15";
@@ -221,7 +222,11 @@ fn build_image(
     fs::create_dir_all(&debs).with_context(|| format!("creating {}", debs.display()))?;
     remove_rootfs(sh, &rootfs)?;
 
-    say!("{}: debootstrap into {}", spec.reference, rootfs.display());
+    let step = progress::step(format!(
+        "{}: debootstrap into {}",
+        spec.reference,
+        rootfs.display()
+    ));
     let include = format!("--include={}", spec.packages.join(","));
     let cache = format!("--cache-dir={}", debs.display());
     let keyring: Vec<String> = source
@@ -239,6 +244,7 @@ fn build_image(
     .ignore_status()
     .output()
     .with_context(|| format!("running debootstrap for {}", spec.reference))?;
+    drop(step);
     if !output.status.success() {
         let text = format!(
             "{}{}",
