@@ -39,7 +39,21 @@ async fn task_runs_to_success_with_steps_usage_and_metrics() {
     );
     assert!(task["finished_at"].is_string());
 
-    let metrics = orch.metrics().await;
+    // The worker counts a finished task right after its commit, which is
+    // also when the long poll wakes: give the counter a moment to follow.
+    let mut metrics = orch.metrics().await;
+    for _ in 0..50 {
+        let completed = sample(
+            &metrics,
+            "octollm_tasks_completed_total",
+            &[("status", "succeeded"), ("task_type", "research")],
+        );
+        if completed == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        metrics = orch.metrics().await;
+    }
     assert_eq!(
         sample(
             &metrics,
