@@ -91,3 +91,22 @@ pub fn smoke_arms(stack: &Stack) -> Result<()> {
     say!("smoke: the six arms answer; the guardian redacts");
     Ok(())
 }
+
+/// Calls llm-sim's admin API with its token.
+pub fn llm_sim_admin(
+    stack: &Stack,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<String> {
+    let auth = stack
+        .bearer_header(&stack.secret_path("llm-sim-admin-token"))
+        .context("llm-sim's admin token (redeploy: `cargo xtask deploy` creates it)")?;
+    let url = format!("{}{path}", stack.url(Component::LlmSim));
+    let mut args = vec!["-X", method, "-H", &auth];
+    if let Some(body) = body {
+        args.extend(["-H", "Content-Type: application/json", "-d", body]);
+    }
+    args.push(&url);
+    curl(&args)
+}

@@ -2,16 +2,16 @@
 //! the backup metrics on the Pushgateway (docs/contracts.md, "Metrics").
 //! `cargo xtask backup` and the stack's backup-scheduler drive them.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::postgres::Postgres;
 use super::redis::Redis;
 use super::{Component, Stack};
 use crate::say;
-use crate::util::curl;
+use crate::util::{curl, run_with_input};
 
 /// A pgBackRest backup type.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -178,31 +178,16 @@ pub fn push_metrics(stack: &Stack, store: &str, text: &str) -> Result<()> {
         "{}/metrics/job/octollm-backup/store/{store}",
         stack.url(Component::Pushgateway)
     );
-    let output = Command::new("curl")
-        .args([
-            "-sS",
-            "--fail-with-body",
-            "--max-time",
-            "10",
-            "--data-binary",
-            "@-",
-            &url,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            if let Some(mut stdin) = child.stdin.take() {
-                std::io::Write::write_all(&mut stdin, text.as_bytes())?;
-            }
-            child.wait_with_output()
-        })?;
-    if !output.status.success() {
-        bail!(
-            "pushing {store} backup metrics: {}",
-            String::from_utf8_lossy(&output.stdout)
-        );
-    }
+    let mut curl = Command::new("curl");
+    curl.args([
+        "-sS",
+        "--fail-with-body",
+        "--max-time",
+        "10",
+        "--data-binary",
+        "@-",
+        &url,
+    ]);
+    run_with_input(&mut curl, text).with_context(|| format!("pushing {store} backup metrics"))?;
     Ok(())
 }

@@ -91,6 +91,15 @@ pub fn build_services(sh: &Shell) -> Result<()> {
     Ok(())
 }
 
+/// `cargo build --release` of `octollm-load`, the load generator the drills
+/// and the load test run.
+pub fn build_load_generator(sh: &Shell) -> Result<()> {
+    cmd!(sh, "cargo build --release --locked -p load-gen")
+        .quiet()
+        .run()?;
+    Ok(())
+}
+
 /// Starts `component` unless it already runs exactly this launch; restarts
 /// it when something changed. Waits for readiness.
 pub fn reconcile(stack: &Stack, component: Component, timings: &Timings) -> Result<()> {

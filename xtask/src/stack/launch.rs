@@ -11,7 +11,7 @@ use super::postgres::{KNOWLEDGE_DATABASE, Postgres};
 use super::template::{self, Vars};
 use super::{Component, Probe, Stack};
 use crate::prom::rules;
-use crate::util::{http_ok, project_root, write_secret};
+use crate::util::{http_ok, project_root, run_with_input, write_secret};
 
 /// Prometheus and Alertmanager timings; `alert-sim` compresses them.
 pub struct Timings {
@@ -487,19 +487,10 @@ pub fn after_start(stack: &Stack, component: Component) -> Result<()> {
 /// `bearer-` and the first 8 bytes, in hex, of SHA-256("octollm-caller-v1:" + token).
 /// The reflex layer's per-user buckets and tiers are keyed by it.
 pub fn caller_id(token: &str) -> Result<String> {
-    let mut child = Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .context("running sha256sum")?;
-    if let Some(mut stdin) = child.stdin.take() {
-        std::io::Write::write_all(
-            &mut stdin,
-            format!("octollm-caller-v1:{}", token.trim()).as_bytes(),
-        )?;
-    }
-    let output = child.wait_with_output()?;
-    let hex = String::from_utf8_lossy(&output.stdout);
+    let hex = run_with_input(
+        &mut Command::new("sha256sum"),
+        &format!("octollm-caller-v1:{}", token.trim()),
+    )?;
     let digest = hex.get(..16).context("sha256sum printed no digest")?;
     Ok(format!("bearer-{digest}"))
 }

@@ -85,7 +85,6 @@ impl PlannedStack {
 /// The throwaway stack of the plan whose ports a stack deployed by hand on
 /// `base` would share (the default and the spare base are for such stacks).
 pub fn overlapping(base: u16) -> Option<PlannedStack> {
-    let window = |b: u16| (u32::from(b) + 5432, u32::from(b) + 9187);
     let (low, high) = window(base);
     PlannedStack::ALL.into_iter().find(|planned| {
         let (p_low, p_high) = window(planned.port_base());
@@ -93,6 +92,16 @@ pub fn overlapping(base: u16) -> Option<PlannedStack> {
             && low <= p_high
             && p_low <= high
     })
+}
+
+/// The lowest and highest port a stack on `base` listens on.
+pub fn window(base: u16) -> (u32, u32) {
+    let ports = Component::ALL
+        .iter()
+        .filter_map(|c| c.default_port())
+        .map(|p| u32::from(p) + u32::from(base));
+    let low = ports.clone().min().unwrap_or(0);
+    (low, ports.max().unwrap_or(0))
 }
 
 /// The ports a stack on `base` listens on.
@@ -138,13 +147,6 @@ pub fn ephemeral_start() -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn window(base: u16) -> (u32, u32) {
-        let ports: Vec<u32> = ports(base).map(|(_, p)| u32::from(p)).collect();
-        let low = ports.iter().copied().min().unwrap_or(0);
-        let high = ports.iter().copied().max().unwrap_or(0);
-        (low, high)
-    }
 
     #[test]
     fn no_two_planned_stacks_overlap() {

@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use super::template::{self, Vars};
 use super::{Component, Stack};
 use crate::say;
-use crate::util::project_root;
+use crate::util::{project_root, run_with_input};
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 pub const DATABASE: &str = "octollm";
@@ -498,32 +498,6 @@ fn chown_postgres(path: &std::path::Path) -> Result<()> {
         .arg("postgres:postgres")
         .arg(path))
     .map(drop)
-}
-
-/// Runs `command` with `input` on its stdin; its stdout, or an error with
-/// its stderr.
-fn run_with_input(command: &mut Command, input: &str) -> Result<String> {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot run {}", command.get_program().to_string_lossy()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input.as_bytes())?;
-    }
-    let output = child.wait_with_output()?;
-    if !output.status.success() {
-        bail!(
-            "{} failed: {}{}",
-            command.get_program().to_string_lossy(),
-            String::from_utf8_lossy(&output.stderr),
-            String::from_utf8_lossy(&output.stdout)
-        );
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 fn run(command: &mut Command) -> Result<String> {

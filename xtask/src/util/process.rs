@@ -42,6 +42,37 @@ pub fn wait_for(what: &str, deadline: Duration, mut probe: impl FnMut() -> bool)
     bail!("{what} not ready within {}s", deadline.as_secs())
 }
 
+/// Runs `command` with `input` on its stdin (for what must not go on
+/// argv: SQL with passwords, tokens, pushed metrics); its stdout, or an
+/// error with its stderr and stdout.
+pub fn run_with_input(command: &mut Command, input: &str) -> Result<String> {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot run {}: {e}",
+                command.get_program().to_string_lossy()
+            )
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes())?;
+    }
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!(
+            "{} failed: {}{}",
+            command.get_program().to_string_lossy(),
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
 /// CPU seconds (user + system) spent by `pid`, its children that have
 /// ended, and its live descendants, from /proc.
 pub fn cpu_seconds_of_tree(pid: i32) -> f64 {

@@ -161,7 +161,7 @@ impl Fault {
                 })?;
             }
             Self::LlmSim(config) => {
-                llm_sim_admin(stack, "PUT", "/admin/config", Some(config))?;
+                crate::stack::api::llm_sim_admin(stack, "PUT", "/admin/config", Some(config))?;
             }
             Self::LockTasks => {
                 let mut child = Postgres::new(stack)
@@ -226,7 +226,7 @@ impl Fault {
                 crate::stack::deploy::reconcile(stack, Component::Postgres, cx.timings)?
             }
             Self::LlmSim(_) => {
-                llm_sim_admin(stack, "POST", "/admin/reset", None)?;
+                crate::stack::api::llm_sim_admin(stack, "POST", "/admin/reset", None)?;
             }
             Self::LockTasks => {
                 // A backend in pg_sleep does not notice its client is gone:
@@ -298,25 +298,6 @@ fn push(stack: &Stack, text: &str) -> Result<()> {
         stack.url(Component::Pushgateway)
     );
     curl(&["--data-binary", text, &url]).map(drop)
-}
-
-/// Calls llm-sim's admin API with its token.
-pub fn llm_sim_admin(
-    stack: &Stack,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> Result<String> {
-    let auth = stack
-        .bearer_header(&stack.secret_path("llm-sim-admin-token"))
-        .context("llm-sim's admin token (redeploy: `cargo xtask deploy` creates it)")?;
-    let url = format!("{}{path}", stack.url(Component::LlmSim));
-    let mut args = vec!["-X", method, "-H", &auth];
-    if let Some(body) = body {
-        args.extend(["-H", "Content-Type: application/json", "-d", body]);
-    }
-    args.push(&url);
-    curl(&args)
 }
 
 /// Concurrent senders of a load (each one request at a time).

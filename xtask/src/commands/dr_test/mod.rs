@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use super::{OutputArgs, Pick, TargetStackArgs, status};
 use crate::stack::Stack;
@@ -87,7 +87,7 @@ impl DrTest {
         } else {
             self.scenarios.iter().map(|pick| pick.0).collect()
         };
-        cmd!(sh, "cargo build --release --locked -p load-gen").run()?;
+        deploy::build_load_generator(sh)?;
         let report = match &self.target.state_dir {
             Some(dir) => run_scenarios(
                 sh,
@@ -113,7 +113,7 @@ impl DrTest {
 /// restore to the wrong point) must fail with data loss, all on one
 /// throwaway stack.
 pub fn ci(sh: &Shell) -> Result<()> {
-    cmd!(sh, "cargo build --release --locked -p load-gen").run()?;
+    deploy::build_load_generator(sh)?;
     let must_pass = select(&["disk-loss", "accidental-delete", "redis-loss"])?;
     let must_fail = select(&["wrong-target"])?;
     deploy::with_temporary_stack(sh, PlannedStack::DrTest, None, |stack| {

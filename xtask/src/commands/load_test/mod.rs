@@ -18,12 +18,13 @@ use xshell::{Shell, cmd};
 
 use super::TargetStackArgs;
 use crate::prom::client::Prometheus;
-use crate::stack::deploy::with_temporary_stack;
+use crate::stack::api::llm_sim_admin;
+use crate::stack::deploy::{build_load_generator, with_temporary_stack};
 use crate::stack::launch::release_dir;
 use crate::stack::ports::PlannedStack;
 use crate::stack::postgres::Postgres;
 use crate::stack::{Component, Stack};
-use crate::util::{check_failed, cpu_seconds_of_tree, curl, project_root, signal};
+use crate::util::{check_failed, cpu_seconds_of_tree, project_root, signal};
 use crate::{emit, say};
 
 pub const ABOUT: &str = "Load-test the task path: a named profile of task submissions through the \
@@ -119,9 +120,7 @@ fn humantime_duration(text: &str) -> Result<Duration, String> {
 
 impl LoadTest {
     pub fn run(&self, sh: &Shell) -> Result<()> {
-        cmd!(sh, "cargo build --release --locked -p load-gen")
-            .quiet()
-            .run()?;
+        build_load_generator(sh)?;
         if self.compare_generators {
             return generators::compare(sh, &self.out_dir()?);
         }
@@ -276,9 +275,7 @@ impl LoadTest {
 /// every section, the server side filled in, and every plot in both formats;
 /// then a frozen orchestrator must show in the latency.
 pub fn ci_smoke(sh: &Shell, stack: &Stack) -> Result<()> {
-    cmd!(sh, "cargo build --release --locked -p load-gen")
-        .quiet()
-        .run()?;
+    build_load_generator(sh)?;
     let out = project_root().join("target/load-test/ci-smoke");
     let _ = std::fs::remove_dir_all(&out);
     LoadTest {
@@ -396,20 +393,8 @@ fn configure_llm_sim(stack: &Stack, llm: LlmProfile) -> Result<()> {
             "commands": ["echo", "date", "wc"]
         }
     });
-    let auth = stack.bearer_header(&stack.secret_path("llm-sim-admin-token"))?;
-    let url = format!("{}/admin/config", stack.url(Component::LlmSim));
-    curl(&[
-        "-X",
-        "PUT",
-        "-H",
-        &auth,
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        &config.to_string(),
-        &url,
-    ])
-    .context("setting llm-sim's latency profile and plan mix")?;
+    llm_sim_admin(stack, "PUT", "/admin/config", Some(&config.to_string()))
+        .context("setting llm-sim's latency profile and plan mix")?;
     Ok(())
 }
 
