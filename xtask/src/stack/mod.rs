@@ -18,6 +18,7 @@ pub mod postgres;
 pub mod prerequisites;
 pub mod redis;
 pub mod template;
+pub mod tools;
 
 pub use component::{Component, Probe};
 

