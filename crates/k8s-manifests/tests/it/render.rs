@@ -1,0 +1,95 @@
+use std::collections::BTreeMap;
+
+use k8s_manifests::{Object, Overlay, checks, render, repo_root, to_yaml};
+
+#[test]
+fn every_overlay_passes_every_check() {
+    let root = repo_root();
+    for overlay in Overlay::ALL {
+        let objects = render(&root, overlay).unwrap();
+        let problems = checks::all(&root, &objects).unwrap();
+        assert!(problems.is_empty(), "{}: {problems:#?}", overlay.name());
+    }
+}
+
+#[test]
+fn object_ids_are_unique() {
+    let objects = render(&repo_root(), Overlay::Base).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for o in &objects {
+        assert!(seen.insert(o.id()), "{} twice", o.id());
+    }
+}
+
+/// Kinds and counts, and the ids, of the base rendering.
+#[test]
+fn inventory_snapshot() {
+    let objects = render(&repo_root(), Overlay::Base).unwrap();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for o in &objects {
+        *counts.entry(o.kind()).or_default() += 1;
+    }
+    let ids: Vec<String> = objects.iter().map(Object::id).collect();
+    insta::assert_yaml_snapshot!("counts", counts);
+    insta::assert_yaml_snapshot!("ids", ids);
+}
+
+/// The orchestrator's objects and policy in full, as YAML.
+#[test]
+fn orchestrator_snapshot() {
+    let objects = render(&repo_root(), Overlay::Base).unwrap();
+    let mine: Vec<Object> = objects
+        .into_iter()
+        .filter(|o| {
+            o.namespace() == Some("octollm")
+                && (o.name() == "orchestrator" || o.name() == "orchestrator-config")
+        })
+        .collect();
+    insta::assert_snapshot!("orchestrator", to_yaml(&mine).unwrap());
+}
+
+#[test]
+fn prod_differs_from_base_in_replicas_resources_and_storage() {
+    let root = repo_root();
+    let base = render(&root, Overlay::Base).unwrap();
+    let prod = render(&root, Overlay::Prod).unwrap();
+    let hpa = |objects: &[Object]| {
+        objects
+            .iter()
+            .find_map(|o| match o {
+                Object::HorizontalPodAutoscaler(h) if o.name() == "orchestrator" => {
+                    h.spec.as_ref()?.min_replicas
+                }
+                _ => None,
+            })
+            .unwrap()
+    };
+    assert_eq!(hpa(&base), 2);
+    assert_eq!(hpa(&prod), 3);
+    let claim_class = |objects: &[Object]| {
+        objects.iter().find_map(|o| match o {
+            Object::StatefulSet(s) if o.name() == "postgres" => {
+                s.spec.as_ref()?.volume_claim_templates.as_ref()?[0]
+                    .spec
+                    .as_ref()?
+                    .storage_class_name
+                    .clone()
+            }
+            _ => None,
+        })
+    };
+    assert_eq!(claim_class(&base), None);
+    assert_eq!(claim_class(&prod).as_deref(), Some("ssd"));
+}
+
+#[test]
+fn secrets_are_referenced_never_rendered() {
+    let objects = render(&repo_root(), Overlay::Base).unwrap();
+    let yaml = to_yaml(&objects).unwrap();
+    assert!(!yaml.contains("\nkind: Secret\n"));
+    // Passwords reach URLs only through $(VAR) expansion of Secret-sourced vars.
+    assert!(yaml.contains(
+        "postgres://octollm:$(DATABASE_PASSWORD)@postgres.octollm-data.svc:5432/octollm"
+    ));
+    assert!(yaml.contains("secretKeyRef"));
+}
