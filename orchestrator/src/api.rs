@@ -103,6 +103,10 @@ pub struct UsageView {
     pub completion_tokens: i64,
     pub total_tokens: i64,
     pub cost_usd: f64,
+    /// LLM time llm-sim reported as simulated, summed over the task's calls
+    /// (0 against real providers): end-to-end time minus this is the
+    /// system's own share.
+    pub simulated_llm_ms: i64,
 }
 
 impl From<Usage> for UsageView {
@@ -112,6 +116,7 @@ impl From<Usage> for UsageView {
             completion_tokens: usage.completion_tokens,
             total_tokens: usage.total_tokens(),
             cost_usd: usage.cost_usd,
+            simulated_llm_ms: usage.simulated_llm_ms,
         }
     }
 }
@@ -302,29 +307,23 @@ async fn wait_until_terminal(
     wait: Duration,
 ) -> Result<Option<(TaskRecord, Vec<StepRecord>)>, ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
-    let handle = state.completions.watch(id);
-    let result = async {
-        loop {
-            let notified = handle.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let found = state.store.get(id).await?;
-            let done = found
-                .as_ref()
-                .is_none_or(|(task, _)| task.status.is_terminal());
-            if done || tokio::time::Instant::now() >= deadline {
-                return Ok(found);
-            }
-            let recheck = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
-            tokio::select! {
-                () = notified => {}
-                () = tokio::time::sleep_until(recheck) => {}
-            }
+    let waiter = state.completions.watch(id);
+    loop {
+        let notified = waiter.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let found = state.store.get(id).await?;
+        let done = found
+            .as_ref()
+            .is_none_or(|(task, _)| task.status.is_terminal());
+        if done || tokio::time::Instant::now() >= deadline {
+            return Ok(found);
+        }
+        tokio::select! {
+            () = notified => {}
+            () = tokio::time::sleep_until(deadline) => {}
         }
     }
-    .await;
-    state.completions.forget(id, handle);
-    result
 }
 
 /// Tasks, newest first, optionally by state, a page at a time.

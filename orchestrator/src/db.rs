@@ -27,6 +27,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "arm_steps",
             sql: include_str!("../migrations/0002_arm_steps.sql"),
         },
+        Migration {
+            version: 3,
+            name: "simulated_llm_time",
+            sql: include_str!("../migrations/0003_simulated_llm_time.sql"),
+        },
     ],
 };
 

@@ -271,6 +271,9 @@ impl StepExecutor for LlmSteps {
                     completion_tokens: i64::try_from(response.usage.completion_tokens)
                         .unwrap_or(i64::MAX),
                     cost_usd: response.cost_usd,
+                    simulated_llm_ms: response
+                        .simulated_delay
+                        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
                 },
                 arm: None,
             })

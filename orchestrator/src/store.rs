@@ -40,6 +40,8 @@ pub struct Usage {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub cost_usd: f64,
+    /// LLM time the provider reported as simulated (llm-sim); 0 otherwise.
+    pub simulated_llm_ms: i64,
 }
 
 impl Usage {
@@ -51,6 +53,7 @@ impl Usage {
         self.prompt_tokens += other.prompt_tokens;
         self.completion_tokens += other.completion_tokens;
         self.cost_usd += other.cost_usd;
+        self.simulated_llm_ms += other.simulated_llm_ms;
     }
 }
 
@@ -152,22 +155,24 @@ impl ListCursor {
 
 const TASK_COLUMNS: &str = "id, status, task_type, priority, goal, context, constraints, \
     acceptance_criteria, max_tokens, max_time_seconds, max_cost_usd, result, error_kind, error, \
-    prompt_tokens, completion_tokens, cost_usd, attempts, cancel_requested, deadline_at, \
-    created_at, started_at, finished_at, updated_at";
+    prompt_tokens, completion_tokens, cost_usd, simulated_llm_ms, attempts, cancel_requested, \
+    deadline_at, created_at, started_at, finished_at, updated_at";
 
 const STEP_COLUMNS: &str = "task_id, step_index, name, capability, status, output, error, \
-    prompt_tokens, completion_tokens, cost_usd, started_at, finished_at, arm";
+    prompt_tokens, completion_tokens, cost_usd, simulated_llm_ms, started_at, finished_at, arm";
 
 const TASK_COLUMNS_OF_T: &str = "t.id, t.status, t.task_type, t.priority, t.goal, t.context, \
     t.constraints, t.acceptance_criteria, t.max_tokens, t.max_time_seconds, t.max_cost_usd, t.result, \
-    t.error_kind, t.error, t.prompt_tokens, t.completion_tokens, t.cost_usd, t.attempts, \
+    t.error_kind, t.error, t.prompt_tokens, t.completion_tokens, t.cost_usd, t.simulated_llm_ms, \
+    t.attempts, \
     t.cancel_requested, t.deadline_at, t.created_at, t.started_at, t.finished_at, t.updated_at";
 
 /// A task's step columns next to the task's own, named apart.
 const STEP_COLUMNS_OF_S: &str = "s.step_index, s.name AS step_name, s.capability AS step_capability, \
     s.status AS step_status, s.output AS step_output, s.error AS step_error, \
     s.prompt_tokens AS step_prompt_tokens, s.completion_tokens AS step_completion_tokens, \
-    s.cost_usd AS step_cost_usd, s.started_at AS step_started_at, \
+    s.cost_usd AS step_cost_usd, s.simulated_llm_ms AS step_simulated_llm_ms, \
+    s.started_at AS step_started_at, \
     s.finished_at AS step_finished_at, s.arm AS step_arm";
 
 #[derive(Clone)]
@@ -598,6 +603,7 @@ fn task_from_row(row: &Row) -> Result<TaskRecord, StoreError> {
             prompt_tokens: row.try_get("prompt_tokens")?,
             completion_tokens: row.try_get("completion_tokens")?,
             cost_usd: row.try_get("cost_usd")?,
+            simulated_llm_ms: row.try_get("simulated_llm_ms")?,
         },
         attempts: row.try_get("attempts")?,
         cancel_requested: row.try_get("cancel_requested")?,
@@ -621,6 +627,7 @@ fn step_from_row(row: &Row) -> Result<StepRecord, StoreError> {
             prompt_tokens: row.try_get("prompt_tokens")?,
             completion_tokens: row.try_get("completion_tokens")?,
             cost_usd: row.try_get("cost_usd")?,
+            simulated_llm_ms: row.try_get("simulated_llm_ms")?,
         },
         arm: row.try_get("arm")?,
         started_at: row.try_get("started_at")?,
@@ -645,6 +652,7 @@ fn joined_step_from_row(row: &Row) -> Result<Option<StepRecord>, StoreError> {
             prompt_tokens: row.try_get("step_prompt_tokens")?,
             completion_tokens: row.try_get("step_completion_tokens")?,
             cost_usd: row.try_get("step_cost_usd")?,
+            simulated_llm_ms: row.try_get("step_simulated_llm_ms")?,
         },
         arm: row.try_get("step_arm")?,
         started_at: row.try_get("step_started_at")?,
@@ -804,7 +812,7 @@ impl GroupCommit {
         }
         let client = self.pool.get().await?;
         let statement = client.prepare_cached(GROUP_COMMIT_SQL).await?;
-        let params: [&(dyn ToSql + Sync); 30] = [
+        let params: [&(dyn ToSql + Sync); 31] = [
             &new.id,
             &new.task_type,
             &new.priority,
@@ -827,6 +835,7 @@ impl GroupCommit {
             &step.prompt_tokens,
             &step.completion_tokens,
             &step.cost_usd,
+            &step.simulated_llm_ms,
             &step.started_at,
             &step.arm,
             &fin.task_id,
@@ -928,6 +937,7 @@ struct StepColumns {
     prompt_tokens: Vec<i64>,
     completion_tokens: Vec<i64>,
     cost_usd: Vec<f64>,
+    simulated_llm_ms: Vec<i64>,
     started_at: Vec<DateTime<Utc>>,
     arm: Vec<Option<String>>,
 }
@@ -946,6 +956,7 @@ impl StepColumns {
         self.prompt_tokens.push(step.usage.prompt_tokens);
         self.completion_tokens.push(step.usage.completion_tokens);
         self.cost_usd.push(step.usage.cost_usd);
+        self.simulated_llm_ms.push(step.usage.simulated_llm_ms);
         self.started_at.push(step.started_at);
         self.arm.push(step.arm.clone());
     }
@@ -999,29 +1010,31 @@ created_events AS (
 step AS (
     SELECT * FROM unnest($12::uuid[], $13::text[], $14::int4[], $15::text[], $16::text[], $17::text[],
                          $18::jsonb[], $19::text[], $20::int8[], $21::int8[], $22::float8[],
-                         $23::timestamptz[], $24::text[])
+                         $23::int8[], $24::timestamptz[], $25::text[])
         AS s(task_id, owner, step_index, name, capability, status, output, error, prompt_tokens,
-             completion_tokens, cost_usd, started_at, arm)),
+             completion_tokens, cost_usd, simulated_llm_ms, started_at, arm)),
 stored_step AS (
     INSERT INTO task_steps (task_id, step_index, name, capability, status, output, error,
-        prompt_tokens, completion_tokens, cost_usd, started_at, arm)
+        prompt_tokens, completion_tokens, cost_usd, simulated_llm_ms, started_at, arm)
     SELECT s.task_id, s.step_index, s.name, s.capability, s.status, s.output, s.error,
-        s.prompt_tokens, s.completion_tokens, s.cost_usd, s.started_at, s.arm
+        s.prompt_tokens, s.completion_tokens, s.cost_usd, s.simulated_llm_ms, s.started_at, s.arm
     FROM step s
     WHERE EXISTS (SELECT 1 FROM tasks t
                   WHERE t.id = s.task_id AND t.lease_owner = s.owner AND t.status = 'running')
     ON CONFLICT (task_id, step_index) DO NOTHING
-    RETURNING task_id, step_index, prompt_tokens, completion_tokens, cost_usd),
+    RETURNING task_id, step_index, prompt_tokens, completion_tokens, cost_usd, simulated_llm_ms),
 step_usage AS (
     UPDATE tasks t SET prompt_tokens = t.prompt_tokens + u.prompt_tokens,
         completion_tokens = t.completion_tokens + u.completion_tokens,
-        cost_usd = t.cost_usd + u.cost_usd, updated_at = now()
+        cost_usd = t.cost_usd + u.cost_usd,
+        simulated_llm_ms = t.simulated_llm_ms + u.simulated_llm_ms, updated_at = now()
     FROM (SELECT task_id, sum(prompt_tokens)::int8 AS prompt_tokens,
-                 sum(completion_tokens)::int8 AS completion_tokens, sum(cost_usd) AS cost_usd
+                 sum(completion_tokens)::int8 AS completion_tokens, sum(cost_usd) AS cost_usd,
+                 sum(simulated_llm_ms)::int8 AS simulated_llm_ms
           FROM stored_step GROUP BY task_id) u
     WHERE t.id = u.task_id),
 finishing AS (
-    SELECT * FROM unnest($25::uuid[], $26::text[], $27::text[], $28::jsonb[], $29::text[], $30::text[])
+    SELECT * FROM unnest($26::uuid[], $27::text[], $28::text[], $29::jsonb[], $30::text[], $31::text[])
         AS f(id, owner, status, result, error_kind, error)),
 finished AS (
     UPDATE tasks t SET status = f.status, result = f.result, error_kind = f.error_kind,

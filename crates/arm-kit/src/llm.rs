@@ -13,6 +13,9 @@ pub fn usage_of(response: &ChatResponse) -> ArmUsage {
         prompt_tokens: response.usage.prompt_tokens,
         completion_tokens: response.usage.completion_tokens,
         cost_usd: response.cost_usd,
+        simulated_llm_ms: response
+            .simulated_delay
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
     }
 }
 
@@ -21,6 +24,7 @@ pub fn add_usage(total: &mut ArmUsage, more: ArmUsage) {
     total.prompt_tokens += more.prompt_tokens;
     total.completion_tokens += more.completion_tokens;
     total.cost_usd += more.cost_usd;
+    total.simulated_llm_ms += more.simulated_llm_ms;
 }
 
 /// One text answer.

@@ -140,4 +140,9 @@ pub struct ArmUsage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub cost_usd: f64,
+    /// LLM time the provider reported as simulated (llm-sim's
+    /// `x-llm-sim-delay-ms`), summed over every call; 0 against real
+    /// providers. Lets a load test subtract the LLM's share of a task exactly.
+    #[serde(default)]
+    pub simulated_llm_ms: u64,
 }

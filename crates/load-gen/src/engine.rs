@@ -387,6 +387,13 @@ struct Accepted {
 #[derive(Deserialize)]
 struct StatusOnly {
     status: String,
+    usage: Option<UsageOnly>,
+}
+
+#[derive(Deserialize)]
+struct UsageOnly {
+    #[serde(default)]
+    simulated_llm_ms: u64,
 }
 
 enum IterEnd {
@@ -498,12 +505,14 @@ impl Ctx {
         self.record_ack(&accepted.task_id, spec.class);
         let expected = self.mix.expected(spec.class);
         let mut status = accepted.status;
+        let mut llm = None;
         let mut failures = 0u32;
         while !is_terminal(&status) {
             match self.get(&accepted.task_id, self.wait).send().await {
                 Ok(r) if r.status() == StatusCode::OK => match r.json::<StatusOnly>().await {
                     Ok(s) => {
                         status = s.status;
+                        llm = s.usage.map(|u| Duration::from_millis(u.simulated_llm_ms));
                         failures = 0;
                         continue;
                     }
@@ -526,7 +535,7 @@ impl Ctx {
         }
         let now = Instant::now();
         shared.with(|r| {
-            r.completed(now, now.saturating_duration_since(due));
+            r.completed(now, now.saturating_duration_since(due), llm);
             if status != expected {
                 r.error(now, &format!("ended_{status}_expected_{expected}"));
             }
@@ -1175,12 +1184,13 @@ pub async fn run(args: RunArgs) -> Result<Outcome, Failure> {
     processes.sort_by(|a, b| a.name.cmp(&b.name));
 
     let end = Instant::now();
-    let (series, totals, latency, ack_latency, spectrum) = shared.with(|r| {
+    let (series, totals, latency, ack_latency, overhead, spectrum) = shared.with(|r| {
         (
             r.finish(end),
             r.totals.clone(),
             Percentiles::of(&r.latency),
             Percentiles::of(&r.ack_latency),
+            Percentiles::of(&r.overhead),
             stats::spectrum(&r.latency),
         )
     });
@@ -1225,6 +1235,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome, Failure> {
     };
     let measured = Measured {
         latency_ms: (latency.count > 0).then(|| latency.as_array()),
+        overhead_ms: (overhead.count > 0).then(|| overhead.as_array()),
         attempts: totals.sent,
         errors,
         lost: Some(ledger.lost),
@@ -1295,6 +1306,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome, Failure> {
         totals,
         latency_ms: latency,
         ack_latency_ms: Some(ack_latency),
+        overhead_ms: (overhead.count > 0).then_some(overhead),
         spectrum,
         series,
         ledger: Some(ledger),
@@ -1336,16 +1348,16 @@ mod tests {
         // Slow at first, fast for the last five seconds.
         shared.with(|r| {
             for s in 0..5 {
-                r.completed(at(s), Duration::from_secs(3));
+                r.completed(at(s), Duration::from_secs(3), None);
             }
             for s in 5..10 {
-                r.completed(at(s), Duration::from_millis(20));
+                r.completed(at(s), Duration::from_millis(20), None);
             }
             r.tick(at(10), 0);
         });
         assert_eq!(judge_mid_run(&thresholds(&["p99<1s"]), &shared), None);
         shared.with(|r| {
-            r.completed(at(10), Duration::from_secs(4));
+            r.completed(at(10), Duration::from_secs(4), None);
             r.tick(at(11), 0);
         });
         let reason = judge_mid_run(&thresholds(&["p99<1s"]), &shared).unwrap();

@@ -238,7 +238,7 @@ pub async fn run(args: HttpArgs) -> Result<Outcome, Failure> {
                 let now = Instant::now();
                 shared.with(|r| match outcome {
                     Some((status, true)) => {
-                        r.completed(now, now.saturating_duration_since(due));
+                        r.completed(now, now.saturating_duration_since(due), None);
                         if status.as_u16() == 429 {
                             r.rate_limited(now);
                         } else if !(status.is_success() || status.is_redirection()) {
@@ -326,6 +326,7 @@ pub async fn run(args: HttpArgs) -> Result<Outcome, Failure> {
         totals,
         latency_ms: latency,
         ack_latency_ms: None,
+        overhead_ms: None,
         spectrum,
         series,
         thresholds,

@@ -72,6 +72,8 @@ pub struct Recorder {
     pub latency: Histogram<u64>,
     /// Submission → acknowledgement (tasks only).
     pub ack_latency: Histogram<u64>,
+    /// Latency minus each task's simulated LLM time, for tasks that report it.
+    pub overhead: Histogram<u64>,
     /// Latencies since the last `take_window_histogram` (find-knee steps).
     step: Histogram<u64>,
     pub totals: Totals,
@@ -87,6 +89,7 @@ impl Recorder {
             recent: VecDeque::with_capacity(WINDOW_SECS + 1),
             latency: histogram(3)?,
             ack_latency: histogram(3)?,
+            overhead: histogram(3)?,
             step: histogram(2)?,
             totals: Totals::default(),
         })
@@ -189,8 +192,13 @@ impl Recorder {
         self.ack_latency.saturating_record(micros(took));
     }
 
-    /// An iteration ended at `now`, `latency` after it was due.
-    pub fn completed(&mut self, now: Instant, latency: Duration) {
+    /// An iteration ended at `now`, `latency` after it was due; `llm` is
+    /// the simulated LLM time the task reported, when it did.
+    pub fn completed(&mut self, now: Instant, latency: Duration, llm: Option<Duration>) {
+        if let Some(llm) = llm {
+            self.overhead
+                .saturating_record(micros(latency.saturating_sub(llm)));
+        }
         let sec = self.sec_of(now);
         self.roll_to(sec);
         let us = micros(latency);
@@ -411,14 +419,17 @@ mod tests {
         let mut rec = Recorder::new(start).unwrap();
         for ms in [10, 20, 30, 40] {
             rec.sent(start);
+            // Each task reports 8 ms of simulated LLM time.
             rec.completed(
                 start + Duration::from_millis(500),
                 Duration::from_millis(ms),
+                Some(Duration::from_millis(8)),
             );
         }
         rec.completed(
             start + Duration::from_millis(2500),
             Duration::from_millis(900),
+            None,
         );
         rec.error(start + Duration::from_millis(2600), "transport");
         let rows = rec.finish(start + Duration::from_millis(2700));
@@ -433,15 +444,24 @@ mod tests {
         assert!(rows[2].max_ms.unwrap() >= 899.0);
         assert_eq!(rec.totals.error_kinds["transport"], 1);
         assert_eq!(Percentiles::of(&rec.latency).count, 5);
+        // Only the four that reported their LLM time have an overhead: 2–32 ms.
+        let overhead = Percentiles::of(&rec.overhead);
+        assert_eq!(overhead.count, 4);
+        assert!((31.0..33.0).contains(&overhead.max), "{overhead:?}");
+        assert!((16.5..17.5).contains(&overhead.mean), "{overhead:?}");
     }
 
     #[test]
     fn the_window_holds_the_last_seconds_only() {
         let start = Instant::now();
         let mut rec = Recorder::new(start).unwrap();
-        rec.completed(start, Duration::from_secs(9));
+        rec.completed(start, Duration::from_secs(9), None);
         for s in 1..=6 {
-            rec.completed(start + Duration::from_secs(s), Duration::from_millis(5));
+            rec.completed(
+                start + Duration::from_secs(s),
+                Duration::from_millis(5),
+                None,
+            );
         }
         rec.tick(start + Duration::from_secs(7), 0);
         let w = rec.window();

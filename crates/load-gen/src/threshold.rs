@@ -63,6 +63,9 @@ impl Pct {
 pub enum Metric {
     /// End-to-end latency, in milliseconds.
     Latency(Pct),
+    /// End-to-end latency minus the task's own simulated LLM time (the
+    /// `usage.simulated_llm_ms` the orchestrator reports), in milliseconds.
+    Overhead(Pct),
     /// Share of attempts that ended in error (0.0–1.0).
     Errors,
     /// Acknowledged tasks the API no longer knows (404).
@@ -95,6 +98,7 @@ impl Metric {
         };
         match self {
             Metric::Latency(p) => p.name().to_owned(),
+            Metric::Overhead(p) => format!("overhead_{}", p.name()),
             Metric::Errors => "errors".into(),
             Metric::Lost => "lost".into(),
             Metric::Stuck => "stuck".into(),
@@ -174,7 +178,7 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-const METRICS_HELP: &str = "p50, p90, p95, p99, p999, max, mean, errors, lost, stuck, rate, \
+const METRICS_HELP: &str = "p50, p90, p95, p99, p999, max, mean (and each as overhead_p95 …), errors, lost, stuck, rate, \
      rejected_429, dropped_iterations, late_starts, rss_growth[NAME], fd_growth[NAME], \
      thread_growth[NAME], leak";
 
@@ -236,6 +240,12 @@ fn parse_metric(source: &str, name: &str) -> Result<Metric, ParseError> {
         }
         None => (name, None),
     };
+    if let Some(Metric::Latency(p)) = base
+        .strip_prefix("overhead_")
+        .and_then(|pct| parse_metric(source, pct).ok())
+    {
+        return Ok(Metric::Overhead(p));
+    }
     let metric = match base {
         "p50" | "med" => Metric::Latency(Pct::P50),
         "p90" => Metric::Latency(Pct::P90),
@@ -301,7 +311,7 @@ fn parse_value(source: &str, metric: &Metric, text: &str) -> Result<(f64, bool),
     let (num, unit) = split_unit(text);
     let n = number(source, num)?;
     match metric {
-        Metric::Latency(_) => {
+        Metric::Latency(_) | Metric::Overhead(_) => {
             let ms = match unit {
                 "" | "ms" => n,
                 "us" | "µs" => n / 1000.0,
@@ -393,6 +403,8 @@ fn parse_value(source: &str, metric: &Metric, text: &str) -> Result<(f64, bool),
 pub struct Measured {
     /// Latency in ms for each of [`Pct::ALL`], in that order.
     pub latency_ms: Option<[f64; 7]>,
+    /// Overhead (latency minus simulated LLM time) in ms, like `latency_ms`.
+    pub overhead_ms: Option<[f64; 7]>,
     pub attempts: u64,
     pub errors: u64,
     pub lost: Option<u64>,
@@ -434,6 +446,11 @@ impl Measured {
         match &t.metric {
             Metric::Latency(p) => {
                 let all = self.latency_ms.ok_or("no latency was measured")?;
+                let index = Pct::ALL.iter().position(|q| q == p).unwrap_or(0);
+                Ok(all[index])
+            }
+            Metric::Overhead(p) => {
+                let all = self.overhead_ms.ok_or("no overhead was measured")?;
                 let index = Pct::ALL.iter().position(|q| q == p).unwrap_or(0);
                 Ok(all[index])
             }
@@ -507,7 +524,7 @@ impl Threshold {
     /// A value in this threshold's unit, for people.
     pub fn show(&self, value: f64) -> String {
         match &self.metric {
-            Metric::Latency(_) => show_ms(value),
+            Metric::Latency(_) | Metric::Overhead(_) => show_ms(value),
             Metric::Errors => format!("{:.4}%", value * 100.0),
             Metric::Rejected429 | Metric::DroppedIterations | Metric::LateStarts
                 if self.as_share =>
@@ -551,6 +568,11 @@ mod tests {
         assert_eq!(p95.op, Op::Lt);
         assert_eq!(p95.value, 30_000.0);
         assert_eq!(t("p99 <= 250ms").value, 250.0);
+        let overhead = t("overhead_p95<=100ms");
+        assert_eq!(overhead.metric, Metric::Overhead(Pct::P95));
+        assert_eq!(overhead.metric.name(), "overhead_p95");
+        assert_eq!(overhead.value, 100.0);
+        assert!(perr("overhead_errors<1").contains("unknown metric"));
         assert_eq!(t("max<1m").value, 60_000.0);
         assert_eq!(t("p50<800us").value, 0.8);
         assert_eq!(t("p90<120").value, 120.0, "bare latency numbers are ms");
@@ -604,6 +626,7 @@ mod tests {
     fn measured() -> Measured {
         Measured {
             latency_ms: Some([10.0, 20.0, 25.0, 40.0, 90.0, 120.0, 12.0]),
+            overhead_ms: Some([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 1.5]),
             attempts: 1000,
             errors: 2,
             lost: Some(1),
@@ -627,6 +650,8 @@ mod tests {
         assert!(pass("p95<30ms"));
         assert!(!pass("p99<30ms"));
         assert!(pass("p99<=40ms"));
+        assert!(pass("overhead_p95<=3ms"));
+        assert!(!pass("overhead_p99<4ms"));
         assert!(pass("errors<0.5%"), "2/1000 = 0.2%");
         assert!(!pass("errors<0.1%"));
         assert!(!pass("lost==0"));

@@ -202,6 +202,7 @@ impl ArmSteps {
                 prompt_tokens: i64::try_from(usage.prompt_tokens).unwrap_or(i64::MAX),
                 completion_tokens: i64::try_from(usage.completion_tokens).unwrap_or(i64::MAX),
                 cost_usd: usage.cost_usd.max(0.0),
+                simulated_llm_ms: i64::try_from(usage.simulated_llm_ms).unwrap_or(i64::MAX),
             },
             dispatched.arm,
         ))

@@ -99,6 +99,8 @@ async fn a_task_flows_planner_then_parallel_steps_then_guardian_and_judge() {
     // Six arm calls of 15 tokens and $0.001 each count against the budget.
     assert_eq!(task["usage"]["total_tokens"], 90, "{task}");
     assert!((task["usage"]["cost_usd"].as_f64().unwrap() - 0.006).abs() < 1e-9);
+    // Each reports 7 ms of simulated LLM time, summed into the task.
+    assert_eq!(task["usage"]["simulated_llm_ms"], 42, "{task}");
 
     // s1 and s2 ran at the same time; s3 started after both and got their outputs.
     let s1 = arms.get(ArmKind::Retriever).calls().remove(0);

@@ -249,6 +249,7 @@ async fn execute(
             prompt_tokens: 10,
             completion_tokens: 5,
             cost_usd: 0.001,
+            simulated_llm_ms: 7,
         },
         confidence: 0.9,
     })

@@ -105,6 +105,7 @@ async fn a_crash_amid_group_commits_loses_no_step_and_reruns_none() {
         // Each fake arm call costs 10 prompt tokens: usage counts each
         // persisted step exactly once, however the groups fell.
         assert_eq!(task["usage"]["prompt_tokens"], 60, "{task}");
+        assert_eq!(task["usage"]["simulated_llm_ms"], 42, "{task}");
         if task["attempts"].as_i64().unwrap() > 1 {
             resumed += 1;
         }

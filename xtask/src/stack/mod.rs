@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::util::{is_alive, signal, wait_for};
+use crate::say;
+use crate::util::{is_alive, raise_open_files_limit, signal, wait_for};
 
 pub struct Stack {
     pub state_dir: PathBuf,
@@ -158,7 +159,7 @@ impl Stack {
         fs::read_to_string(self.run_file(component, "fingerprint")).ok()
     }
 
-    /// Starts `command` detached (own process group, outlives xtask), output
+    /// Starts `command` detached, with the stack's open-files limit (own process group, outlives xtask), output
     /// appended to the component's log, pid and fingerprint recorded.
     pub fn spawn(
         &self,
@@ -166,6 +167,7 @@ impl Stack {
         mut command: Command,
         fingerprint: &str,
     ) -> Result<i32> {
+        raise_open_files_once();
         let mut log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -281,6 +283,25 @@ impl Drop for DeployLock {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.0);
     }
+}
+
+/// Open files every component may hold: 10,000 long-polled tasks in flight
+/// are 10,000 sockets in the orchestrator (and in the load generator), plus
+/// pools, arm connections and log files.
+pub const OPEN_FILES: u64 = 65_536;
+
+/// Raises xtask's open-files limit to [`OPEN_FILES`] once, so every
+/// component it starts inherits it; says so when the hard limit keeps it
+/// lower (only root may raise that).
+pub fn raise_open_files_once() {
+    static RAISED: std::sync::Once = std::sync::Once::new();
+    RAISED.call_once(|| match raise_open_files_limit(OPEN_FILES) {
+        Ok(limit) if limit < OPEN_FILES => say!(
+            "warning: open-files limit is {limit}, not {OPEN_FILES} (the hard limit; raise it as root): fewer tasks can be in flight"
+        ),
+        Ok(_) => {}
+        Err(error) => say!("warning: cannot read or raise the open-files limit: {error}"),
+    });
 }
 
 #[cfg(test)]

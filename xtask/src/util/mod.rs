@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 pub use exit::{ExitStatus, check_failed};
 pub use http::{curl, http_ok};
-pub use process::{cpu_seconds_of_tree, is_alive, run_with_input, signal, wait_for};
+pub use process::{
+    cpu_seconds_of_tree, is_alive, raise_open_files_limit, run_with_input, signal, wait_for,
+};
 pub use secrets::{random_hex, write_secret};
 
 /// The workspace root: the parent of this crate's manifest directory.

@@ -124,6 +124,23 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
+/// Raises this process's open-files limit towards `want` (soft and hard;
+/// only root may raise the hard limit) and returns the soft limit now in
+/// force. Every process xtask starts afterwards inherits it.
+pub fn raise_open_files_limit(want: u64) -> std::io::Result<u64> {
+    let resource = rlimit::Resource::NOFILE;
+    let (soft, hard) = resource.get()?;
+    if soft >= want {
+        return Ok(soft);
+    }
+    if hard < want && rlimit::setrlimit(resource, want, want).is_ok() {
+        return Ok(want);
+    }
+    let soft = want.min(hard);
+    rlimit::setrlimit(resource, soft, hard)?;
+    Ok(soft)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,6 +102,9 @@ pub struct ReportData {
     pub rates: Rates,
     pub latency_ms: Percentiles,
     pub ack_latency_ms: Option<Percentiles>,
+    /// End to end minus each task's simulated LLM time (tasks that report it).
+    #[serde(default)]
+    pub overhead_ms: Option<Percentiles>,
     pub spectrum: Vec<SpectrumPoint>,
     pub series: Vec<SecondRow>,
     pub ledger: Option<LedgerReport>,
@@ -338,6 +341,9 @@ pub fn markdown(d: &ReportData, plot_note: Option<&str>) -> String {
     row("end to end", &d.latency_ms);
     if let Some(ack) = &d.ack_latency_ms {
         row("submit → 202", ack);
+    }
+    if let Some(overhead) = &d.overhead_ms {
+        row("minus simulated LLM time", overhead);
     }
 
     if let Some(l) = &d.ledger {

@@ -23,7 +23,7 @@ use crate::stack::deploy::{build_load_generator, with_temporary_stack};
 use crate::stack::launch::release_dir;
 use crate::stack::ports::PlannedStack;
 use crate::stack::postgres::Postgres;
-use crate::stack::{Component, Stack};
+use crate::stack::{Component, Stack, raise_open_files_once};
 use crate::util::{check_failed, cpu_seconds_of_tree, project_root, signal};
 use crate::{emit, say};
 
@@ -35,7 +35,9 @@ progressive  step the arrival rate up (+--rate/10 every 15 s) until completions 
 stress       ramp to --rate over 30 s, hold it --duration, ramp down: past capacity the API must answer 429, never 5xx\n  \
 spike        --rate/10 for 20 s, --rate for 10 s, --rate/10 for 30 s: the system recovers after the spike\n  \
 soak         --rate/10 for --duration with resident memory, open files and threads sampled; a leak fails it\n  \
-breakpoint   ramp from 0 to --rate over --duration and stop at the first failed threshold\n\n\
+breakpoint   ramp from 0 to --rate over --duration and stop at the first failed threshold\n  \
+concurrency  --vus tasks always in flight (closed model) for --duration; P95 < 30 s, or with \
+--llm slow the overhead (end to end minus the task's own simulated LLM time) P95 <= 100 ms\n\n\
 LLM latency profiles (set on llm-sim): zero (overhead only), realistic (log-normal, p50 1.5 s, \
 p99 8 s per call), slow (log-normal, p50 10 s). The plan mix sends 3 of 5 tasks to the \
 retriever, 1 to the retriever and the coder, 1 to the executor; every task also passes the \
@@ -45,6 +47,8 @@ cargo xtask load-test --profile smoke\n  \
 cargo xtask load-test --profile progressive --rate 3000\n  \
 cargo xtask load-test --profile stress --rate 1500 --duration 60s --threshold 'lost==0'\n  \
 cargo xtask load-test --profile soak --duration 30m --llm realistic --state-dir .octollm\n  \
+cargo xtask load-test --profile concurrency --vus 1000 --llm realistic --duration 120s\n  \
+cargo xtask load-test --profile concurrency --vus 10000 --llm slow --duration 180s\n  \
 cargo xtask load-test --profile smoke --threshold 'p95<1ms'     a threshold that fails: exit 1\n  \
 cargo xtask load-test --compare-generators          octollm-load vs k6 and wrk on one endpoint\n\n\
 Report: target/load-test/<profile>-<unix time>/ (report.json, report.md, plots in SVG and PNG).\n\
@@ -58,6 +62,7 @@ pub enum Profile {
     Spike,
     Soak,
     Breakpoint,
+    Concurrency,
 }
 
 /// llm-sim's named latency profiles (crates/llm-sim, "Latency profiles").
@@ -86,7 +91,10 @@ pub struct LoadTest {
     /// The profile's peak arrival rate, tasks/s (smoke: fixed at 20).
     #[arg(long, default_value_t = 1000)]
     rate: u32,
-    /// How long the profile holds its load (stress, soak, breakpoint).
+    /// Tasks kept in flight by the concurrency profile (closed model).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    vus: u32,
+    /// How long the profile holds its load (stress, soak, breakpoint, concurrency).
     #[arg(long, value_parser = humantime_duration, default_value = "60s")]
     duration: Duration,
     /// llm-sim's latency profile for the run.
@@ -182,6 +190,18 @@ impl LoadTest {
                 format!("{secs}s"),
             ],
             Profile::Breakpoint => vec!["--stages".into(), format!("{secs}s:{rate}")],
+            Profile::Concurrency => vec![
+                "--model".into(),
+                "closed".into(),
+                "--vus".into(),
+                self.vus.to_string(),
+                "--duration".into(),
+                format!("{secs}s"),
+                // A slow task outlives many long polls; the drain waits
+                // for the last round of tasks to end.
+                "--drain-timeout".into(),
+                "300s".into(),
+            ],
         };
         let thresholds: Vec<String> = if self.thresholds.is_empty() {
             self.default_thresholds()
@@ -204,6 +224,10 @@ impl LoadTest {
             Profile::Smoke => thresholds.extend(["p95<10s".into(), "errors<1%".into()]),
             Profile::Soak => thresholds.extend(["errors<0.1%".into(), "leak==0".into()]),
             Profile::Breakpoint => thresholds.extend(["errors<1%".into(), "p99<30s".into()]),
+            Profile::Concurrency if self.llm == LlmProfile::Slow => {
+                thresholds.extend(["errors<0.1%".into(), "overhead_p95<=100ms".into()]);
+            }
+            Profile::Concurrency => thresholds.extend(["errors<0.1%".into(), "p95<30s".into()]),
             Profile::Progressive | Profile::Stress | Profile::Spike => {}
         }
         thresholds
@@ -216,6 +240,8 @@ impl LoadTest {
         let before = Usage::take(stack)?;
         let started = SystemTime::now();
         let load = release_dir().join("octollm-load");
+        // Each task in flight holds a socket in the generator too.
+        raise_open_files_once();
         let url = stack.url(Component::Orchestrator);
         let token = stack.token_path();
         let mut args = self.engine_args();
@@ -281,6 +307,7 @@ pub fn ci_smoke(sh: &Shell, stack: &Stack) -> Result<()> {
     LoadTest {
         profile: Profile::Smoke,
         rate: 20,
+        vus: 1000,
         duration: Duration::from_secs(15),
         llm: LlmProfile::Zero,
         thresholds: Vec::new(),
@@ -534,6 +561,25 @@ mod tests {
                 .any(|w| w == ["--stages", "120s:1000"])
         );
         assert!(breakpoint.contains(&"--abort-on-fail".to_owned()));
+        let slow = args(&[
+            "--profile",
+            "concurrency",
+            "--vus",
+            "10000",
+            "--llm",
+            "slow",
+        ]);
+        assert!(slow.windows(2).any(|w| w == ["--vus", "10000"]));
+        assert!(
+            slow.windows(2)
+                .any(|w| w == ["--threshold", "overhead_p95<=100ms"])
+        );
+        let realistic = args(&["--profile", "concurrency", "--llm", "realistic"]);
+        assert!(
+            realistic
+                .windows(2)
+                .any(|w| w == ["--threshold", "p95<30s"])
+        );
     }
 
     #[test]
