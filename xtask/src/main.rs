@@ -75,6 +75,10 @@ enum Command {
     /// Inject each alert's fault into a live stack: it must page the right receiver in time, and resolve.
     #[command(long_about = alert_sim::LONG_ABOUT)]
     AlertSim(alert_sim::AlertSim),
+    /// Install the Debian packages of the stack and of CI's checks (apt-get, as root).
+    Prerequisites(prerequisites::Prerequisites),
+    /// Check the GitHub Actions workflows: actionlint + shellcheck, zizmor, SHA pins, xtask arguments.
+    Workflows(workflows::Workflows),
 }
 
 fn main() -> ExitCode {
@@ -110,5 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Monitoring(cmd) => cmd.run(&sh),
         Command::Runbooks(cmd) => cmd.run(&sh),
         Command::AlertSim(cmd) => cmd.run(&sh),
+        Command::Prerequisites(cmd) => cmd.run(&sh),
+        Command::Workflows(cmd) => cmd.run(&sh),
     }
 }

