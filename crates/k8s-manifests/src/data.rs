@@ -27,6 +27,8 @@ pub const REDIS_IMAGE: &str = "docker.io/library/redis:7.2.10-bookworm";
 pub const REDIS_EXPORTER_IMAGE: &str = "docker.io/oliver006/redis_exporter:v1.74.0";
 pub const PGBACKREST_SECRET: &str = "octollm-pgbackrest-s3";
 pub const VELERO_NAMESPACE: &str = "velero";
+/// UID of `postgres` in the PostgreSQL image (deploy/containers/Containerfile).
+pub const POSTGRES_UID: i64 = 10999;
 
 /// `${VAR}` substitution; every variable must be given.
 pub fn render_template(root: &Path, file: &str, vars: &BTreeMap<&str, String>) -> Result<String> {
@@ -259,8 +261,12 @@ fn postgres(params: &Params) -> App {
             format!("localhost:{POSTGRES_PORT}/postgres?sslmode=disable"),
         ),
         env("DATA_SOURCE_USER", "octollm_monitor"),
-        secret_env("DATA_SOURCE_PASS", POSTGRES_SECRET, "monitor-password"),
+        env(
+            "DATA_SOURCE_PASS_FILE",
+            "/etc/postgres-exporter/monitor-password",
+        ),
     ];
+    exporter.mounts = vec![mount("monitor-password", "/etc/postgres-exporter", true)];
     let mut app = App::new(
         POSTGRES,
         NS_DATA,
@@ -283,8 +289,10 @@ fn postgres(params: &Params) -> App {
         empty_dir("tmp"),
         empty_dir("socket"),
         config_volume("config", "postgres-config"),
+        crate::workload::secret_key_volume("monitor-password", POSTGRES_SECRET, "monitor-password"),
     ];
-    app.user = 999;
+    // The image's `postgres` user (initdb needs a passwd entry).
+    app.user = POSTGRES_UID;
     // A fast shutdown checkpoints; give it time.
     app.grace_seconds = 120;
     app
@@ -344,7 +352,6 @@ fn redis(params: &Params) -> App {
         config_volume("config", "redis-config"),
         secret_volume("secret", REDIS_SECRET),
     ];
-    app.user = 999;
     app.grace_seconds = 30;
     app
 }

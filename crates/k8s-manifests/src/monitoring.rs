@@ -28,7 +28,7 @@ use crate::crd::{
 use crate::services::SERVICES;
 use crate::workload::{
     App, Check, JOB_LABEL, Kind, PART_OF, PART_OF_LABEL, Part, Size, claim, config_volume,
-    empty_dir, env, labels, meta, mount, secret_env,
+    empty_dir, env, labels, meta, mount,
 };
 use crate::{NS_APP, NS_DATA, NS_MONITORING, Object, Params};
 
@@ -476,8 +476,12 @@ fn grafana(params: &Params) -> Vec<Object> {
     );
     main.ports = vec![("http", 3000)];
     main.env = vec![
-        secret_env("GF_SECURITY_ADMIN_USER", GRAFANA_SECRET, "user"),
-        secret_env("GF_SECURITY_ADMIN_PASSWORD", GRAFANA_SECRET, "password"),
+        // Grafana reads `<VAR>__FILE` settings from files: the Secret stays a file.
+        env("GF_SECURITY_ADMIN_USER__FILE", "/etc/grafana/admin/user"),
+        env(
+            "GF_SECURITY_ADMIN_PASSWORD__FILE",
+            "/etc/grafana/admin/password",
+        ),
         env("GF_PATHS_DATA", "/var/lib/grafana"),
         env("GF_PATHS_PROVISIONING", "/etc/grafana/provisioning"),
         env("GF_ANALYTICS_REPORTING_ENABLED", "false"),
@@ -539,8 +543,8 @@ fn grafana(params: &Params) -> Vec<Object> {
         empty_dir("dashboards"),
         config_volume("provisioning", "grafana-datasources"),
         config_volume("dashboard-provider", "grafana-dashboard-provider"),
+        crate::workload::secret_volume("admin", GRAFANA_SECRET),
     ];
-    app.user = 472;
     app.api_access = true;
     app.skips.push((
         "CKV_K8S_38",

@@ -411,6 +411,11 @@ pub fn service_objects(root: &Path, params: &Params, s: &Svc) -> Result<Vec<Obje
     };
     let mut app = App::new(s.name, NS_APP, "service", kind, part);
     app.volumes = volumes;
+    if s.name == "reflex-layer" {
+        app.skips.push(("CKV_K8S_35", "REFLEX_USER_TIERS (caller ids of the stack's own clients) and REDIS_PASSWORD, for REDIS_URL's $(REDIS_PASSWORD), are env-only settings".to_owned()));
+    } else if calls.iter().any(|c| c.var == "DATABASE_URL") {
+        app.skips.push(("CKV_K8S_35", "the service reads DATABASE_URL only; the password enters it through $(DATABASE_PASSWORD) expansion".to_owned()));
+    }
     // SIGTERM → the service drains for `drain_seconds`, then exits; 5 s of margin before SIGKILL.
     app.grace_seconds = s.drain_seconds + 5;
     app.service_labels

@@ -180,7 +180,8 @@ impl Part {
         Container {
             name: self.name.clone(),
             image: Some(self.image.clone()),
-            image_pull_policy: Some("IfNotPresent".to_owned()),
+            // Tags are mutable; until a release pins digests, always ask the registry.
+            image_pull_policy: Some("Always".to_owned()),
             command: nonempty(&self.command),
             args: nonempty(&self.args),
             ports: (!self.ports.is_empty()).then(|| {
@@ -324,8 +325,29 @@ impl App {
     }
 
     fn annotations(&self) -> Option<BTreeMap<String, String>> {
-        (!self.skips.is_empty()).then(|| {
-            self.skips
+        let mut skips = self.skips.clone();
+        let secret_vars: Vec<String> = self
+            .containers
+            .iter()
+            .flat_map(|c| c.env.iter())
+            .filter(|e| {
+                e.value_from
+                    .as_ref()
+                    .is_some_and(|v| v.secret_key_ref.is_some())
+            })
+            .map(|e| e.name.clone())
+            .collect();
+        if !secret_vars.is_empty() && !skips.iter().any(|(c, _)| *c == "CKV_K8S_35") {
+            skips.push((
+                "CKV_K8S_35",
+                format!(
+                    "{} read their secret from the environment only (no file option)",
+                    secret_vars.join(", ")
+                ),
+            ));
+        }
+        (!skips.is_empty()).then(|| {
+            skips
                 .iter()
                 .enumerate()
                 .map(|(i, (check, reason))| {
@@ -573,6 +595,19 @@ pub fn secret_volume(name: &str, secret: &str) -> Volume {
         }),
         ..Volume::default()
     }
+}
+
+/// One key of a Secret as a file named after the key.
+pub fn secret_key_volume(name: &str, secret: &str, key: &str) -> Volume {
+    let mut v = secret_volume(name, secret);
+    if let Some(s) = v.secret.as_mut() {
+        s.items = Some(vec![k8s_openapi::api::core::v1::KeyToPath {
+            key: key.to_owned(),
+            path: key.to_owned(),
+            mode: None,
+        }]);
+    }
+    v
 }
 
 pub fn config_volume(name: &str, config_map: &str) -> Volume {

@@ -4,6 +4,9 @@
 //!
 //! Rerunning reconciles: a component whose binary, arguments, environment or
 //! rendered config changed is restarted; the others, and all data, are kept.
+//!
+//! `--target k8s` renders the typed manifests of `crates/k8s-manifests`
+//! instead (`--dry-run`), or applies them with kubectl (`commands::k8s`).
 
 use std::time::Instant;
 
@@ -11,6 +14,7 @@ use anyhow::{Result, bail};
 use xshell::Shell;
 
 use super::StackArgs;
+use super::k8s::{self, OverlayArg, Target};
 use super::status::{print_table, statuses};
 use crate::say;
 use crate::stack::Component;
@@ -21,7 +25,10 @@ use crate::stack::ports::{self, PlannedStack};
 #[command(after_help = "Examples:\n  \
 cargo xtask deploy                                   the stack in .octollm/, default ports\n  \
 cargo xtask deploy --state-dir /tmp/s2 --port-base 22800   a second stack beside it\n  \
-cargo xtask deploy --compress-time 30                alert windows 30x shorter, for alert-sim\n\n\
+cargo xtask deploy --compress-time 30                alert windows 30x shorter, for alert-sim\n  \
+cargo xtask deploy --target k8s --dry-run            the dev overlay's manifests on stdout\n  \
+cargo xtask deploy --target k8s --dry-run --out deploy/k8s   regenerate the committed kustomize layout\n  \
+cargo xtask deploy --target k8s --overlay prod --context my-cluster   apply (server-side) and wait for rollouts\n\n\
 Exit codes: 0 deployed, 2 usage, 3 a component failed to start (the error names it and shows its log).")]
 pub struct Deploy {
     #[command(flatten)]
@@ -33,9 +40,22 @@ pub struct Deploy {
     /// Skip the smoke task after start-up.
     #[arg(long)]
     pub no_smoke: bool,
-    /// Where to deploy: this machine (Kubernetes is not built yet).
+    /// Where to deploy: this machine, or a Kubernetes cluster through kubectl.
     #[arg(long, value_enum, default_value_t = Target::Local)]
     pub target: Target,
+    /// With --target k8s: render the manifests instead of applying them.
+    #[arg(long, requires = "target")]
+    pub dry_run: bool,
+    /// With --dry-run: write the kustomize layout (base, dev, prod) into DIR
+    /// instead of printing the overlay's YAML.
+    #[arg(long, value_name = "DIR", requires = "dry_run")]
+    pub out: Option<std::path::PathBuf>,
+    /// With --target k8s: which overlay.
+    #[arg(long, value_enum, default_value_t = OverlayArg::Dev)]
+    pub overlay: OverlayArg,
+    /// With --target k8s: the kubeconfig context (default: the current one).
+    #[arg(long)]
+    pub context: Option<String>,
     /// Run the alerting path on compressed time, for `cargo xtask alert-sim`:
     /// 2 s scrape and 1 s evaluation intervals, 1 s group_wait, 2 s
     /// group_interval, and a copy of the rules with every `for:`, range
@@ -45,18 +65,18 @@ pub struct Deploy {
     pub compress_time: Option<u32>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Target {
-    /// Supervised processes on this machine.
-    Local,
-    /// Typed manifests applied with kubectl (not built yet).
-    K8s,
-}
-
 impl Deploy {
     pub fn run(&self, sh: &Shell) -> Result<()> {
         if self.target == Target::K8s {
-            bail!("--target k8s is not built yet; `cargo xtask deploy` runs the local stack");
+            let overlay = self.overlay.overlay();
+            return if self.dry_run {
+                k8s::dry_run(overlay, self.out.as_deref())
+            } else {
+                k8s::deploy(overlay, self.context.as_deref())
+            };
+        }
+        if self.dry_run {
+            bail!("--dry-run renders the Kubernetes manifests: add --target k8s");
         }
         let started = Instant::now();
         if let Some(planned) = ports::overlapping(self.port_base) {

@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod down;
 pub mod dr_test;
 pub mod images;
+pub mod k8s;
 pub mod load_test;
 pub mod logs;
 pub mod monitoring;

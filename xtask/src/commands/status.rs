@@ -5,6 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 use xshell::Shell;
 
+use super::k8s::{self, Target};
 use super::{OutputArgs, StackArgs};
 use crate::emit;
 use crate::stack::{Component, Stack, launch};
@@ -14,13 +15,20 @@ use crate::util::check_failed;
 #[command(after_help = "Examples:\n  \
 cargo xtask status\n  \
 cargo xtask status --json | jq '.[] | select(.status != \"up\")'\n  \
-OCTOLLM_STATE_DIR=/tmp/stack cargo xtask status\n\n\
+OCTOLLM_STATE_DIR=/tmp/stack cargo xtask status\n  \
+cargo xtask status --target k8s --context my-cluster   the cluster's OctoLLM workloads, ready/desired\n\n\
 Exit codes: 0 every component up, 1 a component down or not ready, 3 no stack there.")]
 pub struct Status {
     #[command(flatten)]
     stack: StackArgs,
     #[command(flatten)]
     output: OutputArgs,
+    /// Which stack: this machine's, or the one in a Kubernetes cluster.
+    #[arg(long, value_enum, default_value_t = Target::Local)]
+    target: Target,
+    /// With --target k8s: the kubeconfig context (default: the current one).
+    #[arg(long)]
+    context: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -36,6 +44,9 @@ pub struct ComponentStatus {
 
 impl Status {
     pub fn run(&self, _sh: &Shell) -> Result<()> {
+        if self.target == Target::K8s {
+            return k8s::status(self.context.as_deref(), self.output.json);
+        }
         let stack = self.stack.open()?;
         let rows = statuses(&stack);
         if self.output.json {
