@@ -28,6 +28,7 @@ cargo xtask deploy --state-dir /tmp/s2 --port-base 22800   a second stack beside
 cargo xtask deploy --compress-time 30                alert windows 30x shorter, for alert-sim\n  \
 cargo xtask deploy --target k8s --dry-run            the dev overlay's manifests on stdout\n  \
 cargo xtask deploy --target k8s --dry-run --out deploy/k8s   regenerate the committed kustomize layout\n  \
+cargo xtask deploy --target k8s --check              the manifest checks of `cargo xtask ci`\n  \
 cargo xtask deploy --target k8s --overlay prod --context my-cluster   apply (server-side) and wait for rollouts\n\n\
 Exit codes: 0 deployed, 2 usage, 3 a component failed to start (the error names it and shows its log).")]
 pub struct Deploy {
@@ -50,6 +51,11 @@ pub struct Deploy {
     /// instead of printing the overlay's YAML.
     #[arg(long, value_name = "DIR", requires = "dry_run")]
     pub out: Option<std::path::PathBuf>,
+    /// With --target k8s: check the manifests as `cargo xtask ci` does
+    /// (kubectl kustomize against the rendering, kubernetes-validate
+    /// --strict 1.33, checkov) instead of deploying.
+    #[arg(long, requires = "target", conflicts_with = "dry_run")]
+    pub check: bool,
     /// With --target k8s: which overlay.
     #[arg(long, value_enum, default_value_t = OverlayArg::Dev)]
     pub overlay: OverlayArg,
@@ -69,7 +75,9 @@ impl Deploy {
     pub fn run(&self, sh: &Shell) -> Result<()> {
         if self.target == Target::K8s {
             let overlay = self.overlay.overlay();
-            return if self.dry_run {
+            return if self.check {
+                k8s::check::run()
+            } else if self.dry_run {
                 k8s::dry_run(overlay, self.out.as_deref())
             } else {
                 k8s::deploy(overlay, self.context.as_deref())

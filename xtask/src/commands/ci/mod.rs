@@ -11,7 +11,7 @@ use xshell::{Shell, cmd};
 mod arms_check;
 mod system_test;
 
-use super::{alert_sim, dr_test, images, monitoring, runbooks, workflows};
+use super::{alert_sim, dr_test, images, k8s, monitoring, runbooks, workflows};
 use crate::say;
 use crate::stack::{container_engine, prerequisites};
 use crate::util::check_failed;
@@ -77,6 +77,10 @@ impl Ci {
                 alert_sim::AlertSim::ci_subset().run(sh)
             })?;
         }
+        step(
+            "kubernetes manifests (kustomize, kubernetes-validate, checkov)",
+            &mut k8s::check::run,
+        )?;
         step("monitoring check + live contract", &mut || {
             monitoring::Check {
                 live: !self.no_system_test,

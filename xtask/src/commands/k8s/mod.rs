@@ -7,6 +7,8 @@
 //! on: the apply, status and down paths are unit-tested for the commands
 //! they build, not run against a live cluster.
 
+pub mod check;
+
 use std::path::Path;
 use std::process::Command;
 
