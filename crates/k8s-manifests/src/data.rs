@@ -17,7 +17,7 @@ use crate::crd::{BackupTemplate, Custom, ScheduleSpec, VELERO_V1};
 use crate::services::{POSTGRES, POSTGRES_PORT, POSTGRES_SECRET, REDIS, REDIS_PORT, REDIS_SECRET};
 use crate::workload::{
     App, Check, Kind, Part, Size, claim, config_volume, empty_dir, env, labels, meta, mount,
-    secret_env, secret_volume,
+    secret_env,
 };
 use crate::{NS_APP, NS_DATA, NS_MONITORING, Object, Params};
 
@@ -350,7 +350,7 @@ fn redis(params: &Params) -> App {
     app.volumes = vec![
         empty_dir("tmp"),
         config_volume("config", "redis-config"),
-        secret_volume("secret", REDIS_SECRET),
+        crate::workload::secret_key_volume("secret", REDIS_SECRET, "requirepass.conf"),
     ];
     app.grace_seconds = 30;
     app

@@ -543,7 +543,7 @@ fn grafana(params: &Params) -> Vec<Object> {
         empty_dir("dashboards"),
         config_volume("provisioning", "grafana-datasources"),
         config_volume("dashboard-provider", "grafana-dashboard-provider"),
-        crate::workload::secret_volume("admin", GRAFANA_SECRET),
+        crate::workload::secret_keys_volume("admin", GRAFANA_SECRET, &["user", "password"]),
     ];
     app.api_access = true;
     app.skips.push((

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use crate::workload::{
-    App, Check, Kind, Part, Size, empty_dir, env, meta, mount, secret_env, secret_volume,
+    App, Check, Kind, Part, Size, empty_dir, env, meta, mount, secret_env, secret_key_volume,
 };
 use crate::{NS_APP, NS_DATA, NS_MONITORING, Object, Params};
 
@@ -300,7 +300,7 @@ pub fn service_objects(root: &Path, params: &Params, s: &Svc) -> Result<Vec<Obje
                            secret: &str,
                            key: &str,
                            config: &mut BTreeMap<String, String>| {
-        volumes.push(secret_volume(volume, secret));
+        volumes.push(secret_key_volume(volume, secret, key));
         mounts.push(mount(volume, &format!("{SECRETS_DIR}/{volume}"), true));
         config.insert(var.to_owned(), format!("{SECRETS_DIR}/{volume}/{key}"));
     };

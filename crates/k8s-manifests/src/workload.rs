@@ -599,13 +599,22 @@ pub fn secret_volume(name: &str, secret: &str) -> Volume {
 
 /// One key of a Secret as a file named after the key.
 pub fn secret_key_volume(name: &str, secret: &str, key: &str) -> Volume {
+    secret_keys_volume(name, secret, &[key])
+}
+
+/// Only these keys of a Secret, each a file named after its key.
+pub fn secret_keys_volume(name: &str, secret: &str, keys: &[&str]) -> Volume {
     let mut v = secret_volume(name, secret);
     if let Some(s) = v.secret.as_mut() {
-        s.items = Some(vec![k8s_openapi::api::core::v1::KeyToPath {
-            key: key.to_owned(),
-            path: key.to_owned(),
-            mode: None,
-        }]);
+        s.items = Some(
+            keys.iter()
+                .map(|key| k8s_openapi::api::core::v1::KeyToPath {
+                    key: (*key).to_owned(),
+                    path: (*key).to_owned(),
+                    mode: None,
+                })
+                .collect(),
+        );
     }
     v
 }

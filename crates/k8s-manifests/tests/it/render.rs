@@ -93,3 +93,59 @@ fn secrets_are_referenced_never_rendered() {
     ));
     assert!(yaml.contains("secretKeyRef"));
 }
+
+/// Every Secret the rendering references, by namespace, with the keys
+/// used (a whole-Secret volume shows as `*`): what an operator must create.
+#[test]
+fn referenced_secrets_snapshot() {
+    use std::collections::BTreeSet;
+    let objects = render(&repo_root(), Overlay::Base).unwrap();
+    let mut refs: BTreeSet<String> = BTreeSet::new();
+    for o in &objects {
+        let Some(pod) = o.pod_spec() else { continue };
+        let ns = o.namespace().unwrap_or_default();
+        for c in pod
+            .containers
+            .iter()
+            .chain(pod.init_containers.iter().flatten())
+        {
+            for e in c.env.iter().flatten() {
+                if let Some(r) = e
+                    .value_from
+                    .as_ref()
+                    .and_then(|v| v.secret_key_ref.as_ref())
+                {
+                    refs.insert(format!("{ns}/{} {}", r.name, r.key));
+                }
+            }
+        }
+        for v in pod.volumes.iter().flatten() {
+            if let Some(s) = &v.secret {
+                let name = s.secret_name.clone().unwrap_or_default();
+                match &s.items {
+                    Some(items) => items.iter().for_each(|i| {
+                        refs.insert(format!("{ns}/{name} {}", i.key));
+                    }),
+                    None => {
+                        refs.insert(format!("{ns}/{name} *"));
+                    }
+                }
+            }
+        }
+    }
+    for o in &objects {
+        if let Object::AlertmanagerConfig(a) = o {
+            for r in &a.spec.receivers {
+                for w in &r.webhook_configs {
+                    refs.insert(format!(
+                        "{}/{} {}",
+                        o.namespace().unwrap_or_default(),
+                        w.url_secret.name,
+                        w.url_secret.key
+                    ));
+                }
+            }
+        }
+    }
+    insta::assert_yaml_snapshot!("secrets", refs);
+}
