@@ -1,5 +1,7 @@
 //! `cargo xtask images`: builds the local container images that the
-//! integration tests run through testcontainers, from Debian packages.
+//! integration tests run through testcontainers, from Debian packages, and
+//! one image per service binary (`localhost/octollm/<service>:<version>`)
+//! from the release binaries this machine built.
 //!
 //! No registry is needed: each image is a `debootstrap --variant=minbase`
 //! root filesystem (with the service's packages included) from the mirror in
@@ -28,17 +30,28 @@ pub const POSTGRES_IMAGE: &str = "localhost/octollm/postgres:15";
 /// Redis image used by `test-support`.
 pub const REDIS_IMAGE: &str = "localhost/octollm/redis:7";
 
-/// Build the local container images (PostgreSQL 15, Redis 7) from Debian packages.
+/// Build the local container images: PostgreSQL 15 and Redis 7 from Debian
+/// packages, and one per service from its release binary.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+cargo xtask images                 PostgreSQL, Redis and the nine service images (builds the release binaries)\n  \
+cargo xtask images --no-services   only the PostgreSQL and Redis images the tests need\n  \
+cargo xtask images --force         rebuild all of them")]
 pub struct Images {
     /// Rebuild the images even when they already exist.
     #[arg(long)]
     force: bool,
+    /// Only the PostgreSQL and Redis images (what the tests need).
+    #[arg(long)]
+    no_services: bool,
 }
 
 impl Images {
     pub fn run(&self, sh: &Shell) -> Result<()> {
         let docker_host = build_images(sh, self.force)?;
+        if !self.no_services {
+            build_service_images(sh, self.force)?;
+        }
         say!("for the tests: export DOCKER_HOST={docker_host}");
         Ok(())
     }
@@ -191,6 +204,24 @@ impl Engine {
         command
     }
 
+    /// A label of a local image.
+    fn label(&self, sh: &Shell, reference: &str, label: &str) -> Option<String> {
+        let cli = self.flavor.cli();
+        let format = format!("{{{{index .Labels \"{label}\"}}}}");
+        let mut inspect = cmd!(sh, "{cli} image inspect --format {format} {reference}")
+            .quiet()
+            .ignore_stderr();
+        inspect = match self.flavor {
+            Flavor::Podman => inspect.env("CONTAINERS_CONF", &self.conf),
+            Flavor::Docker => inspect.env("DOCKER_HOST", &self.docker_host),
+        };
+        inspect
+            .read()
+            .ok()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty() && l != "<no value>")
+    }
+
     fn image_id(&self, sh: &Shell, reference: &str) -> Option<String> {
         let cli = self.flavor.cli();
         let format = "{{.Id}}";
@@ -229,37 +260,17 @@ fn build_image(
     ));
     let include = format!("--include={}", spec.packages.join(","));
     let cache = format!("--cache-dir={}", debs.display());
-    let keyring: Vec<String> = source
-        .keyring
-        .iter()
-        .map(|k| format!("--keyring={}", k.display()))
-        .collect();
-    let (suite, uri) = (&source.suite, &source.uri);
-    // Its hundreds of progress lines are only shown when it fails.
-    let output = cmd!(
+    let keyring = keyring_args(source);
+    debootstrap(
         sh,
-        "debootstrap --variant=minbase {include} {cache} {keyring...} {suite} {rootfs} {uri}"
-    )
-    .env("DEBIAN_FRONTEND", "noninteractive")
-    .ignore_status()
-    .output()
-    .with_context(|| format!("running debootstrap for {}", spec.reference))?;
+        source,
+        &include,
+        &cache,
+        &keyring,
+        &rootfs,
+        spec.reference,
+    )?;
     drop(step);
-    if !output.status.success() {
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let lines: Vec<&str> = text.lines().collect();
-        bail!(
-            "debootstrap for {} failed ({}); last lines (full log: {}):\n{}",
-            spec.reference,
-            output.status,
-            rootfs.join("debootstrap/debootstrap.log").display(),
-            lines[lines.len().saturating_sub(30)..].join("\n")
-        );
-    }
     let bootstrapped = started.elapsed();
 
     for (from, to) in spec.files {
@@ -336,6 +347,331 @@ fn build_image(
         bootstrapped.as_secs_f64(),
         (started.elapsed() - bootstrapped).as_secs_f64()
     );
+    Ok(())
+}
+
+fn keyring_args(source: &AptSource) -> Vec<String> {
+    source
+        .keyring
+        .iter()
+        .map(|k| format!("--keyring={}", k.display()))
+        .collect()
+}
+
+/// `debootstrap --variant=minbase` into `rootfs`; its hundreds of progress
+/// lines are only shown when it fails.
+fn debootstrap(
+    sh: &Shell,
+    source: &AptSource,
+    include: &str,
+    cache: &str,
+    keyring: &[String],
+    rootfs: &Path,
+    what: &str,
+) -> Result<()> {
+    let (suite, uri) = (&source.suite, &source.uri);
+    let output = cmd!(
+        sh,
+        "debootstrap --variant=minbase {include} {cache} {keyring...} {suite} {rootfs} {uri}"
+    )
+    .env("DEBIAN_FRONTEND", "noninteractive")
+    .ignore_status()
+    .output()
+    .with_context(|| format!("running debootstrap for {what}"))?;
+    if !output.status.success() {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        bail!(
+            "debootstrap for {what} failed ({}); last lines (full log: {}):\n{}",
+            output.status,
+            rootfs.join("debootstrap/debootstrap.log").display(),
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// The service binaries that get an image, `localhost/octollm/<name>:<version>`.
+pub const SERVICE_BINARIES: &[&str] = &[
+    "llm-sim",
+    "reflex-layer",
+    "planner-arm",
+    "retriever-arm",
+    "coder-arm",
+    "judge-arm",
+    "guardian-arm",
+    "executor-arm",
+    "orchestrator",
+];
+
+/// The UID and GID the service images run as.
+pub const SERVICE_UID: u32 = 10001;
+
+/// A service's local image reference.
+pub fn service_image(binary: &str) -> String {
+    format!("localhost/octollm/{binary}:{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Builds (or keeps, when its binary did not change) an image per service:
+/// its release binary (debug info stripped), the shared libraries it loads
+/// and the CA certificates, all taken from a debootstrapped Debian base,
+/// plus a passwd entry for UID 10001, which it runs as. The executor's
+/// image also carries its allow-listed programs (`EXECUTOR_ALLOWED_COMMANDS`
+/// of deploy/local/executor-arm.env) and their libraries.
+pub fn build_service_images(sh: &Shell, force: bool) -> Result<()> {
+    let docker_host = container_engine::ensure_engine(sh)?;
+    let engine = Engine {
+        flavor: container_engine::flavor(&docker_host)?,
+        docker_host,
+        conf: container_engine::containers_conf(sh),
+    };
+    let step = progress::step("cargo build --release (the service binaries)");
+    let packages: Vec<String> = SERVICE_BINARIES
+        .iter()
+        .flat_map(|b| ["-p".to_owned(), (*b).to_owned()])
+        .collect();
+    cmd!(sh, "cargo build --release --quiet {packages...}")
+        .run()
+        .context("building the service binaries")?;
+    step.done();
+    let release = crate::stack::launch::release_dir();
+    let todo: Vec<(&str, String)> = SERVICE_BINARIES
+        .iter()
+        .map(|b| Ok((*b, fingerprint(&release.join(b))?)))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|(b, fp)| {
+            force
+                || engine
+                    .label(sh, &service_image(b), "octollm.fingerprint")
+                    .as_deref()
+                    != Some(fp.as_str())
+        })
+        .collect();
+    if todo.is_empty() {
+        say!("service images up to date ({})", SERVICE_BINARIES.len());
+        return Ok(());
+    }
+    if !container_engine::is_root(sh) {
+        bail!(
+            "building the service images needs root (debootstrap, chroot); run `sudo cargo xtask images`"
+        );
+    }
+    container_engine::apt_install(sh, "debootstrap", &["debootstrap"])?;
+    let source = debian_source()?;
+    let work_dir = sh.current_dir().join("target/octollm-images");
+    let base = work_dir.join("rootfs-service-base");
+    remove_rootfs(sh, &base)?;
+    let started = Instant::now();
+    let step = progress::step("service base: debootstrap (ca-certificates)");
+    let debs = work_dir.join("debs");
+    fs::create_dir_all(&debs)?;
+    debootstrap(
+        sh,
+        &source,
+        "--include=ca-certificates",
+        &format!("--cache-dir={}", debs.display()),
+        &keyring_args(&source),
+        &base,
+        "the service base",
+    )?;
+    step.done();
+    let tools: Vec<String> =
+        crate::stack::launch::env_template(crate::stack::Component::ExecutorArm)?
+            .into_iter()
+            .find(|(k, _)| k == "EXECUTOR_ALLOWED_COMMANDS")
+            .map(|(_, v)| {
+                v.split(',')
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+    for (binary, fp) in todo {
+        let extra: &[String] = if binary == "executor-arm" {
+            &tools
+        } else {
+            &[]
+        };
+        build_service_image(sh, &engine, &base, &work_dir, &release, binary, extra, &fp)?;
+    }
+    remove_rootfs(sh, &base)?;
+    say!(
+        "service images built in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Identifies a binary build: its size and modification time.
+fn fingerprint(binary: &Path) -> Result<String> {
+    let meta =
+        fs::metadata(binary).with_context(|| format!("{} is not built", binary.display()))?;
+    let modified = meta
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Ok(format!("{}-{}", meta.len(), modified.as_nanos()))
+}
+
+/// A path inside the base, every symlink resolved (absolute ones inside it).
+fn resolve_in(sh: &Shell, base: &Path, path: &str) -> Result<String> {
+    let resolved = cmd!(sh, "chroot {base} readlink -f {path}")
+        .quiet()
+        .read()?;
+    Ok(resolved.trim().to_owned())
+}
+
+/// The shared libraries `program` (a path inside the base) loads, as the
+/// paths the loader asks for (`/lib64/ld-linux-x86-64.so.2`, …).
+fn libraries(sh: &Shell, base: &Path, program: &str) -> Result<Vec<String>> {
+    let out = cmd!(sh, "chroot {base} ldd {program}").quiet().read()?;
+    Ok(parse_ldd(&out))
+}
+
+/// The absolute paths in `ldd` output (the vDSO has none).
+fn parse_ldd(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|line| {
+            let path = match line.split_once("=>") {
+                Some((_, rest)) => rest.split_whitespace().next()?,
+                None => line.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| path.to_owned())
+        })
+        .collect()
+}
+
+/// Copies `path` of the base (symlinks resolved) to the same path in `root`.
+fn copy_from_base(sh: &Shell, base: &Path, root: &Path, path: &str) -> Result<()> {
+    let source = base.join(resolve_in(sh, base, path)?.trim_start_matches('/'));
+    let target = root.join(path.trim_start_matches('/'));
+    if let Some(parent) = target.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::copy(&source, &target)
+        .with_context(|| format!("copying {} into the image", source.display()))?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_service_image(
+    sh: &Shell,
+    engine: &Engine,
+    base: &Path,
+    work_dir: &Path,
+    release: &Path,
+    binary: &str,
+    tools: &[String],
+    fingerprint: &str,
+) -> Result<()> {
+    let started = Instant::now();
+    let reference = service_image(binary);
+    let root = work_dir.join(format!("rootfs-{binary}"));
+    remove_rootfs(sh, &root)?;
+    fs::create_dir_all(root.join("usr/local/bin"))?;
+    // The binary, without its debug sections (line tables stay in target/).
+    let inside = format!("/usr/local/bin/{binary}");
+    let staged = base.join(inside.trim_start_matches('/'));
+    fs::create_dir_all(base.join("usr/local/bin"))?;
+    let from = release.join(binary);
+    cmd!(sh, "strip --strip-debug -o {staged} {from}")
+        .quiet()
+        .run()?;
+    fs::copy(&staged, root.join(inside.trim_start_matches('/')))?;
+    let mut files: Vec<String> = libraries(sh, base, &inside)?;
+    for tool in tools {
+        let path = format!("/usr/bin/{tool}");
+        files.push(path.clone());
+        files.extend(libraries(sh, base, &path)?);
+    }
+    files.push("/etc/ssl/certs/ca-certificates.crt".to_owned());
+    files.sort();
+    files.dedup();
+    for file in &files {
+        copy_from_base(sh, base, &root, file)?;
+    }
+    fs::create_dir_all(root.join("etc"))?;
+    fs::write(
+        root.join("etc/passwd"),
+        format!(
+            "root:x:0:0:root:/root:/usr/sbin/nologin\noctollm:x:{SERVICE_UID}:{SERVICE_UID}:octollm:/nonexistent:/usr/sbin/nologin\n"
+        ),
+    )?;
+    fs::write(
+        root.join("etc/group"),
+        format!("root:x:0:\noctollm:x:{SERVICE_UID}:\n"),
+    )?;
+    fs::create_dir_all(root.join("tmp"))?;
+    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))?;
+    for dir in ["usr/local/bin", "usr/bin"] {
+        for entry in fs::read_dir(root.join(dir)).into_iter().flatten().flatten() {
+            fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o755))?;
+        }
+    }
+    let changes = [
+        format!("USER {SERVICE_UID}:{SERVICE_UID}"),
+        format!(r#"ENTRYPOINT ["{inside}"]"#),
+        "ENV PATH=/usr/local/bin:/usr/bin:/bin".to_owned(),
+        "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt".to_owned(),
+        format!("LABEL octollm.fingerprint={fingerprint}"),
+        "WORKDIR /tmp".to_owned(),
+    ];
+    let old_id = engine.image_id(sh, &reference);
+    import_dir(engine, &root, &reference, &changes)?;
+    if let Some(old_id) = old_id
+        && engine.image_id(sh, &reference).as_deref() != Some(old_id.as_str())
+    {
+        let _ = engine
+            .command()
+            .args(["image", "rm", &old_id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    remove_rootfs(sh, &root)?;
+    fs::remove_file(&staged)?;
+    say!(
+        "{reference}: {} files, built in {:.1}s",
+        files.len() + 1,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `tar -C dir . | <engine> import --change … - reference`.
+fn import_dir(engine: &Engine, dir: &Path, reference: &str, changes: &[String]) -> Result<()> {
+    let mut tar = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .args(["--numeric-owner", "--owner=0", "--group=0", "-cf", "-", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("spawning tar")?;
+    let tar_out = tar.stdout.take().context("tar has no stdout")?;
+    let mut import = engine.command();
+    import.arg("import");
+    for change in changes {
+        import.arg("--change").arg(change);
+    }
+    let output = import
+        .arg("-")
+        .arg(reference)
+        .stdin(Stdio::from(tar_out))
+        .output()
+        .with_context(|| format!("running {} import", engine.flavor.cli()))?;
+    let tar_status = tar.wait()?;
+    if !output.status.success() || !tar_status.success() {
+        bail!(
+            "importing {reference} failed (tar: {tar_status}, import: {}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
     Ok(())
 }
 
@@ -557,6 +893,22 @@ fn parse_deb822(text: &str) -> Vec<AptSource> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ldd_paths() {
+        let out = "\tlinux-vdso.so.1 (0x00007fb58a0d4000)\n\
+                   \tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f)\n\
+                   \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\
+                   \t/lib64/ld-linux-x86-64.so.2 (0x00007fb58a0d6000)\n";
+        assert_eq!(
+            parse_ldd(out),
+            [
+                "/lib/x86_64-linux-gnu/libgcc_s.so.1",
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/lib64/ld-linux-x86-64.so.2"
+            ]
+        );
+    }
 
     #[test]
     fn wildcards() {
