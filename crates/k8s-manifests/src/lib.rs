@@ -18,6 +18,7 @@ pub mod kustomize;
 pub mod monitoring;
 pub mod netpol;
 pub mod object;
+pub mod podman;
 pub mod services;
 pub mod workload;
 

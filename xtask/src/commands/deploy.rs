@@ -29,6 +29,7 @@ cargo xtask deploy --compress-time 30                alert windows 30x shorter, 
 cargo xtask deploy --target k8s --dry-run            the dev overlay's manifests on stdout\n  \
 cargo xtask deploy --target k8s --dry-run --out deploy/k8s   regenerate the committed kustomize layout\n  \
 cargo xtask deploy --target k8s --check              the manifest checks of `cargo xtask ci`\n  \
+cargo xtask deploy --target k8s --podman-smoke       the podman kube play smoke of `cargo xtask ci`\n  \
 cargo xtask deploy --target k8s --overlay prod --context my-cluster   apply (server-side) and wait for rollouts\n\n\
 Exit codes: 0 deployed, 2 usage, 3 a component failed to start (the error names it and shows its log).")]
 pub struct Deploy {
@@ -56,6 +57,10 @@ pub struct Deploy {
     /// --strict 1.33, checkov) instead of deploying.
     #[arg(long, requires = "target", conflicts_with = "dry_run")]
     pub check: bool,
+    /// With --target k8s: play the services' Deployments with `podman kube
+    /// play` on this machine and smoke them, as `cargo xtask ci` does.
+    #[arg(long, requires = "target", conflicts_with_all = ["dry_run", "check"])]
+    pub podman_smoke: bool,
     /// With --target k8s: which overlay.
     #[arg(long, value_enum, default_value_t = OverlayArg::Dev)]
     pub overlay: OverlayArg,
@@ -77,6 +82,8 @@ impl Deploy {
             let overlay = self.overlay.overlay();
             return if self.check {
                 k8s::check::run()
+            } else if self.podman_smoke {
+                k8s::kube_play::run(sh)
             } else if self.dry_run {
                 k8s::dry_run(overlay, self.out.as_deref())
             } else {

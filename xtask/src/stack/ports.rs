@@ -136,6 +136,11 @@ pub fn check_base(base: u16, ephemeral_start: u16) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask ci`'s podman `kube play` smoke (no port base: its
+/// components take consecutive ports from the first of this window, below
+/// every planned stack's window; docs/contracts.md, "Port plan").
+pub const KUBE_PLAY_WINDOW: (u16, u16) = (5300, 5319);
+
 /// The first ephemeral port of this kernel.
 pub fn ephemeral_start() -> u16 {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
@@ -173,6 +178,19 @@ mod tests {
             assert!(
                 high < u32::from(ephemeral_start()),
                 "{stack:?} reaches {high}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_kube_play_window_is_apart_from_every_planned_stack() {
+        let (low, high) = KUBE_PLAY_WINDOW;
+        assert!(low <= high && high < EPHEMERAL_START_DEFAULT);
+        for stack in PlannedStack::ALL {
+            let (s_low, s_high) = window(stack.port_base());
+            assert!(
+                u32::from(high) < s_low || s_high < u32::from(low),
+                "{stack:?} ({s_low}-{s_high}) overlaps the kube play window"
             );
         }
     }

@@ -3,4 +3,5 @@
 
 mod broken;
 mod committed;
+mod podman;
 mod render;

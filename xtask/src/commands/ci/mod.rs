@@ -81,6 +81,11 @@ impl Ci {
             "kubernetes manifests (kustomize, kubernetes-validate, checkov)",
             &mut k8s::check::run,
         )?;
+        if !self.no_system_test {
+            step("kubernetes: podman kube play smoke", &mut || {
+                k8s::kube_play::run(sh)
+            })?;
+        }
         step("monitoring check + live contract", &mut || {
             monitoring::Check {
                 live: !self.no_system_test,

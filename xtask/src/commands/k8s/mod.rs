@@ -8,6 +8,7 @@
 //! they build, not run against a live cluster.
 
 pub mod check;
+pub mod kube_play;
 
 use std::path::Path;
 use std::process::Command;
