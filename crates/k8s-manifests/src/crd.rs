@@ -94,6 +94,9 @@ pub struct ScrapeEndpoint {
     pub port: String,
     pub path: String,
     pub interval: String,
+    /// Keep the scraped series' own `job` (the Pushgateway's pushed groups).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub honor_labels: bool,
 }
 
 /// `PrometheusRule` (monitoring.coreos.com/v1); the groups are read from

@@ -97,16 +97,54 @@ CREATE DATABASE octollm_knowledge OWNER octollm;
 "#;
 
 /// The backup schedule inside the pod (pgBackRest needs the data directory):
-/// the stanza once, a full backup daily at 03:00 UTC, a differential every
-/// other hour; WAL is archived continuously by `archive_command`.
+/// the stanza, then a full backup and a verify when the pod starts, a full
+/// backup and a verify daily at 03:00 UTC, a differential every other hour;
+/// WAL is archived continuously by `archive_command`. After each run the
+/// backup metrics the alert rules watch (`deploy/monitoring/rules/backup.yml`)
+/// replace the Pushgateway group job=octollm-backup, store=postgres, as
+/// `cargo xtask backup` does locally.
 const BACKUP_LOOP: &str = r#"set -u
+CONF=/etc/octollm/postgres/pgbackrest.conf
+STATE=/tmp/backup-state
+mkdir -p "$STATE"
+push() {
+  {
+    for kind in full diff; do
+      if [ -f "$STATE/$kind" ]; then
+        printf 'octollm_backup_last_success_timestamp_seconds{kind="%s"} %s\n' "$kind" "$(cat "$STATE/$kind")"
+        printf 'octollm_backup_duration_seconds{kind="%s"} %s\n' "$kind" "$(cat "$STATE/$kind.duration")"
+      fi
+    done
+    if [ -f "$STATE/verify" ]; then
+      printf 'octollm_backup_verify_success %s\n' "$(cat "$STATE/verify")"
+      printf 'octollm_backup_last_verify_timestamp_seconds %s\n' "$(cat "$STATE/verify.at")"
+    fi
+  } | curl -sS --max-time 10 -X PUT --data-binary @- "$PUSHGATEWAY_URL/metrics/job/octollm-backup/store/postgres" \
+    || echo "pushing the backup metrics failed" >&2
+}
+backup() {
+  start=$(date +%s)
+  if pgbackrest --config="$CONF" --stanza=octollm --type="$1" backup; then
+    end=$(date +%s)
+    echo "$end" > "$STATE/$1"
+    echo $((end - start)) > "$STATE/$1.duration"
+  else
+    echo "pgbackrest $1 backup failed" >&2
+  fi
+}
+verify() {
+  if pgbackrest --config="$CONF" --stanza=octollm verify; then echo 1 > "$STATE/verify"; else echo 0 > "$STATE/verify"; fi
+  date +%s > "$STATE/verify.at"
+}
 until pg_isready -q -h /var/run/postgresql; do sleep 2; done
-pgbackrest --config=/etc/octollm/postgres/pgbackrest.conf --stanza=octollm stanza-create
+pgbackrest --config="$CONF" --stanza=octollm stanza-create
+backup full
+verify
+push
 while :; do
   sleep $(( 3600 - $(date +%s) % 3600 ))
-  if [ "$(date -u +%H)" = "03" ]; then type=full; else type=diff; fi
-  pgbackrest --config=/etc/octollm/postgres/pgbackrest.conf --stanza=octollm --type="$type" backup \
-    || echo "pgbackrest $type backup failed" >&2
+  if [ "$(date -u +%H)" = "03" ]; then backup full; verify; else backup diff; fi
+  push
 done
 "#;
 
@@ -237,6 +275,14 @@ fn postgres(params: &Params) -> App {
     backup.mounts = config_mounts();
     backup.env = vec![
         env("PATH", path),
+        env(
+            "PUSHGATEWAY_URL",
+            crate::services::service_url(
+                crate::monitoring::PUSHGATEWAY,
+                NS_MONITORING,
+                crate::monitoring::PUSHGATEWAY_PORT,
+            ),
+        ),
         secret_env("PGBACKREST_REPO1_S3_KEY", PGBACKREST_SECRET, "key"),
         secret_env(
             "PGBACKREST_REPO1_S3_KEY_SECRET",

@@ -118,7 +118,10 @@ pub fn files(root: &Path) -> Result<Vec<(String, String)>> {
     });
     out.push((
         "base/kustomization.yaml".to_owned(),
-        format!("{HEADER}{}", serde_yaml_ng::to_string(&kustomization)?),
+        format!(
+            "{HEADER}{}",
+            crate::yaml_1_1_safe(&serde_yaml_ng::to_string(&kustomization)?)
+        ),
     ));
     let base_values: BTreeMap<String, Value> = base
         .iter()
@@ -165,7 +168,10 @@ pub fn files(root: &Path) -> Result<Vec<(String, String)>> {
         });
         out.push((
             format!("{}/kustomization.yaml", overlay.dir()),
-            format!("{HEADER}{}", serde_yaml_ng::to_string(&kustomization)?),
+            format!(
+                "{HEADER}{}",
+                crate::yaml_1_1_safe(&serde_yaml_ng::to_string(&kustomization)?)
+            ),
         ));
     }
     Ok(out)

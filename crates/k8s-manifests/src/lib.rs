@@ -203,7 +203,29 @@ pub fn to_yaml(objects: &[Object]) -> Result<String> {
         out.push_str("---\n");
         out.push_str(&serde_yaml_ng::to_string(o).with_context(|| o.id())?);
     }
-    Ok(out)
+    Ok(yaml_1_1_safe(&out))
+}
+
+/// Quotes the plain scalars that YAML 1.2 (serde_yaml_ng) leaves bare but
+/// YAML 1.1 parsers (PyYAML: checkov, kubernetes-validate) read as something
+/// else than a string: `=`, the "value" key type (an `AlertmanagerConfig`
+/// matcher's `matchType: =`).
+pub fn yaml_1_1_safe(text: &str) -> String {
+    let mut out: String = text
+        .lines()
+        .map(|line| match line.strip_suffix(": =") {
+            Some(head) => format!("{head}: '='"),
+            None => match line.strip_suffix("- =") {
+                Some(head) => format!("{head}- '='"),
+                None => line.to_owned(),
+            },
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
 }
 
 /// The repository root, for tests and tools run from a crate directory.

@@ -41,6 +41,11 @@ pub const PROMTAIL_IMAGE: &str = "docker.io/grafana/promtail:3.5.3";
 pub const JAEGER_IMAGE: &str = "docker.io/jaegertracing/all-in-one:1.72.0";
 /// The label Grafana's sidecar picks dashboard ConfigMaps up by.
 pub const DASHBOARD_LABEL: &str = "grafana_dashboard";
+pub const PUSHGATEWAY_IMAGE: &str = "quay.io/prometheus/pushgateway:v1.11.1";
+/// Receives the backup metrics the pgBackRest sidecar pushes (as `cargo
+/// xtask backup` pushes them locally).
+pub const PUSHGATEWAY: &str = "pushgateway";
+pub const PUSHGATEWAY_PORT: i32 = 9091;
 pub const RECEIVERS_SECRET: &str = "alertmanager-receivers";
 pub const GRAFANA_SECRET: &str = "grafana-admin";
 
@@ -96,6 +101,7 @@ pub fn objects(root: &Path, params: &Params) -> Result<Vec<Object>> {
     out.extend(loki(params));
     out.extend(promtail(params));
     out.extend(jaeger(params));
+    out.extend(pushgateway(params));
     Ok(out)
 }
 
@@ -212,6 +218,7 @@ fn prometheus(params: &Params) -> Vec<Object> {
 /// One ServiceMonitor per service, and one per exporter (job `postgres`, `redis`).
 fn service_monitors() -> Vec<Object> {
     let monitor = |name: &str, namespace: &str, port: &str| -> Object {
+        let honor_labels = name == PUSHGATEWAY;
         Object::ServiceMonitor(Box::new(cr(
             "ServiceMonitor",
             MONITORING_V1,
@@ -227,6 +234,7 @@ fn service_monitors() -> Vec<Object> {
                     port: port.to_owned(),
                     path: "/metrics".to_owned(),
                     interval: "15s".to_owned(),
+                    honor_labels,
                 }],
             },
         )))
@@ -237,7 +245,12 @@ fn service_monitors() -> Vec<Object> {
         .collect();
     out.push(monitor(crate::services::POSTGRES, NS_DATA, "metrics"));
     out.push(monitor(crate::services::REDIS, NS_DATA, "metrics"));
-    for (name, port) in [("grafana", "http"), ("loki", "http"), ("jaeger", "admin")] {
+    for (name, port) in [
+        ("grafana", "http"),
+        ("loki", "http"),
+        ("jaeger", "admin"),
+        (PUSHGATEWAY, "http"),
+    ] {
         out.push(monitor(name, NS_MONITORING, port));
     }
     out
@@ -796,5 +809,41 @@ fn jaeger(params: &Params) -> Vec<Object> {
     );
     app.service_labels
         .insert(JOB_LABEL.to_owned(), name.to_owned());
+    app.objects()
+}
+
+fn pushgateway(params: &Params) -> Vec<Object> {
+    let mut main = Part::new(
+        PUSHGATEWAY,
+        PUSHGATEWAY_IMAGE,
+        params.size(Size::new(20, 200, 32, 128)),
+        Check::Http {
+            path: "/-/healthy",
+            port: "http",
+        },
+        Check::Http {
+            path: "/-/ready",
+            port: "http",
+        },
+    );
+    main.args = vec![
+        "--persistence.file=/data/metrics".to_owned(),
+        "--persistence.interval=30s".to_owned(),
+    ];
+    main.ports = vec![("http", PUSHGATEWAY_PORT)];
+    main.mounts = vec![mount("data", "/data", false)];
+    let mut app = App::new(
+        PUSHGATEWAY,
+        NS_MONITORING,
+        "monitoring",
+        Kind::Deployment {
+            replicas: 1,
+            autoscale: None,
+        },
+        main,
+    );
+    app.service_labels
+        .insert(JOB_LABEL.to_owned(), PUSHGATEWAY.to_owned());
+    app.volumes = vec![empty_dir("tmp"), empty_dir("data")];
     app.objects()
 }

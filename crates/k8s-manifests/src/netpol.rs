@@ -66,6 +66,11 @@ pub const MONITORING_EDGES: &[(Pod, Pod, i32)] = &[
     ((NS_MONITORING, "promtail"), (NS_MONITORING, "loki"), 3100),
 ];
 
+/// Calls of the data tier: the pgBackRest sidecar pushes the backup
+/// metrics (its `PUSHGATEWAY_URL`).
+pub const STORE_CALLS: &[(Pod, Pod, i32)] =
+    &[((NS_DATA, "postgres"), (NS_MONITORING, "pushgateway"), 9091)];
+
 /// Paths out of the cluster: (pod, port, why).
 pub const EXTERNAL_EGRESS: &[(Pod, i32, &str)] = &[
     (
@@ -162,7 +167,7 @@ pub fn edges(objects: &[Object]) -> BTreeSet<Edge> {
             }
         }
     }
-    for ((fns, from), (tns, to), port) in MONITORING_EDGES {
+    for ((fns, from), (tns, to), port) in MONITORING_EDGES.iter().chain(STORE_CALLS) {
         edges.insert(Edge {
             from: pod(fns, from),
             to: pod(tns, to),

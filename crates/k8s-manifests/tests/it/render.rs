@@ -149,3 +149,20 @@ fn referenced_secrets_snapshot() {
     }
     insta::assert_yaml_snapshot!("secrets", refs);
 }
+
+/// YAML 1.1 readers (checkov, kubernetes-validate: PyYAML) read a bare `=`
+/// as the "value" type; every such scalar is quoted.
+#[test]
+fn yaml_is_safe_for_yaml_1_1_readers() {
+    let yaml = to_yaml(&render(&repo_root(), Overlay::Base).unwrap()).unwrap();
+    assert!(yaml.contains("matchType: '='"));
+    assert!(
+        !yaml
+            .lines()
+            .any(|l| l.ends_with(": =") || l.ends_with("- ="))
+    );
+    assert_eq!(
+        k8s_manifests::yaml_1_1_safe("a: =\nb:\n- =\nc: '='\n"),
+        "a: '='\nb:\n- '='\nc: '='\n"
+    );
+}

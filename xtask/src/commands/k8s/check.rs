@@ -71,6 +71,13 @@ pub fn run() -> Result<()> {
         };
         let dir = work.join(name);
         write_documents(&dir, &docs)?;
+        // checkov and kubernetes-validate read YAML 1.1 (PyYAML): a document
+        // it cannot load would be skipped without a word.
+        problems.extend(
+            yaml_1_1_loads(&validate, &dir)?
+                .into_iter()
+                .map(|p| format!("{name}: {p}")),
+        );
         problems.extend(
             kubernetes_validate(&validate, &dir)?
                 .into_iter()
@@ -203,8 +210,9 @@ pub fn compare(built: &[Value], objects: &[Object]) -> Result<Vec<String>> {
     Ok(problems)
 }
 
-/// One file per document (checkov reads a large multi-document file
-/// as nothing at all; one per document it reads every one).
+/// One file per document: checkov skips, without a word, every document
+/// of a file it cannot load, so a file per document keeps one bad
+/// document from hiding the others (and `yaml_1_1_loads` names it).
 fn write_documents(dir: &Path, docs: &[Value]) -> Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
@@ -214,10 +222,37 @@ fn write_documents(dir: &Path, docs: &[Value]) -> Result<()> {
         let name = id(doc).replace('/', "_");
         std::fs::write(
             dir.join(format!("{i:03}-{name}.yaml")),
-            serde_yaml_ng::to_string(doc)?,
+            k8s_manifests::yaml_1_1_safe(&serde_yaml_ng::to_string(doc)?),
         )?;
     }
     Ok(())
+}
+
+/// Loads every file of `dir` with PyYAML (`yaml.safe_load`), with the
+/// Python of the venv that `program` lives in; the files it cannot load.
+fn yaml_1_1_loads(program: &Path, dir: &Path) -> Result<Vec<String>> {
+    let python = program.with_file_name("python");
+    let script = "import sys, yaml\nfor f in sys.argv[1:]:\n    try:\n        yaml.safe_load(open(f))\n    except Exception as e:\n        print(f'{f}: {e}'.replace('\\n', ' '))\n";
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    files.sort();
+    let output = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .args(&files)
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "{} failed: {}",
+            python.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| format!("not loadable as YAML 1.1: {l}"))
+        .collect())
 }
 
 fn kubernetes_validate(program: &Path, dir: &Path) -> Result<Vec<String>> {
