@@ -468,6 +468,66 @@ mod tests {
         );
     }
 
+    /// The Kubernetes call graph (`k8s_manifests::services::calls`, which
+    /// the env and the NetworkPolicies are built from) is the local stack's:
+    /// every env var `stack::launch` gives a service that holds another
+    /// component's address is an edge there, and nothing else is (Jaeger
+    /// exists on Kubernetes only).
+    #[test]
+    fn the_call_graph_is_the_one_the_local_stack_wires() {
+        use std::collections::BTreeSet;
+
+        use crate::stack::{Component, Stack, launch};
+
+        let dir = std::env::temp_dir().join(format!("octollm-k8s-graph-{}", std::process::id()));
+        let stack = Stack::new(&dir, 0).unwrap();
+        launch::ensure_token(&stack).unwrap();
+        let services: Vec<&str> = k8s_manifests::services::SERVICES
+            .iter()
+            .map(|s| s.name)
+            .collect();
+        let mut local = BTreeSet::new();
+        for &component in Component::ALL
+            .iter()
+            .filter(|c| services.contains(&c.name()))
+        {
+            let started = launch::launch(&stack, component, &launch::DEFAULT_TIMINGS).unwrap();
+            for (key, value) in started.command.get_envs() {
+                let (key, value) = (
+                    key.to_string_lossy(),
+                    value.unwrap_or_default().to_string_lossy(),
+                );
+                for other in Component::ALL
+                    .iter()
+                    .filter(|o| **o != component && o.default_port().is_some())
+                {
+                    let address = format!("127.0.0.1:{}", stack.port(*other));
+                    if value
+                        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == ':'))
+                        .any(|w| w == address)
+                    {
+                        local.insert((
+                            component.name().to_owned(),
+                            other.name().to_owned(),
+                            key.to_string(),
+                        ));
+                    }
+                }
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        let k8s: BTreeSet<(String, String, String)> = k8s_manifests::services::calls()
+            .into_iter()
+            .filter(|c| c.to != k8s_manifests::services::JAEGER)
+            .map(|c| (c.from.to_owned(), c.to.to_owned(), c.var.to_owned()))
+            .collect();
+        assert_eq!(
+            k8s, local,
+            "the Kubernetes call graph differs from stack::launch's wiring"
+        );
+        assert!(local.len() >= 14, "{local:?}");
+    }
+
     #[test]
     fn down_keeps_namespaces_unless_purged() {
         let objects = objects();
