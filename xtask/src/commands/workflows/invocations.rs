@@ -74,6 +74,36 @@ fn commands(script: &str) -> Vec<Vec<Word>> {
                 end_word(&mut words, &mut word, &mut in_word);
                 i += 1;
             }
+            '>' | '<' => {
+                // A redirection and its target are not arguments: `2>&1`,
+                // `> file`, `>> file`, `<<< "$text"`.
+                let fd = matches!(word.as_slice(), [Piece::Lit(s)] if s.chars().all(|c| c.is_ascii_digit()));
+                if in_word && fd {
+                    word.clear();
+                    in_word = false;
+                } else {
+                    end_word(&mut words, &mut word, &mut in_word);
+                }
+                while i < chars.len() && matches!(chars[i], '>' | '<' | '&') {
+                    i += 1;
+                }
+                while i < chars.len() && matches!(chars[i], ' ' | '\t') {
+                    i += 1;
+                }
+                // The target: one word, quoted or not.
+                let mut quote = None;
+                while i < chars.len() {
+                    let ch = chars[i];
+                    match quote {
+                        Some(q) if ch == q => quote = None,
+                        Some(_) => {}
+                        None if ch == '\'' || ch == '"' => quote = Some(ch),
+                        None if matches!(ch, ' ' | '\t' | '\n' | ';' | '|' | '&' | ')') => break,
+                        None => {}
+                    }
+                    i += 1;
+                }
+            }
             '#' if !in_word => {
                 while i < chars.len() && chars[i] != '\n' {
                     i += 1;
@@ -435,13 +465,24 @@ mod tests {
             &step(
                 "echo 'cargo xtask nope' # cargo xtask nope\n\
                  runuser -u ci -- cargo xtask ci --no-system-test && cargo xtask \\\n  status --json\n\
-                 x=1; cargo xtask images | tee log",
+                 x=1; cargo xtask images | tee log\n\
+                 cargo xtask deploy --dry-run > \"out put.yaml\" 2>&1 < /dev/null\n\
+                 cargo xtask status 2> err.log >>out.log",
                 &[],
             ),
             &inputs(),
         );
         let variants: Vec<_> = found.iter().map(|i| i.variants[0].join(" ")).collect();
-        assert_eq!(variants, ["ci --no-system-test", "status --json", "images"]);
+        assert_eq!(
+            variants,
+            [
+                "ci --no-system-test",
+                "status --json",
+                "images",
+                "deploy --dry-run",
+                "status"
+            ]
+        );
     }
 
     #[test]
