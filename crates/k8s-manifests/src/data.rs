@@ -119,7 +119,7 @@ push() {
       printf 'octollm_backup_verify_success %s\n' "$(cat "$STATE/verify")"
       printf 'octollm_backup_last_verify_timestamp_seconds %s\n' "$(cat "$STATE/verify.at")"
     fi
-  } | curl -sS --max-time 10 -X PUT --data-binary @- "$PUSHGATEWAY_URL/metrics/job/octollm-backup/store/postgres" \
+  } | curl -sS --max-time 10 -X PUT --data-binary @- "$PUSHGATEWAY_GROUP_URL" \
     || echo "pushing the backup metrics failed" >&2
 }
 backup() {
@@ -276,11 +276,14 @@ fn postgres(params: &Params) -> App {
     backup.env = vec![
         env("PATH", path),
         env(
-            "PUSHGATEWAY_URL",
-            crate::services::service_url(
-                crate::monitoring::PUSHGATEWAY,
-                NS_MONITORING,
-                crate::monitoring::PUSHGATEWAY_PORT,
+            "PUSHGATEWAY_GROUP_URL",
+            format!(
+                "{}/metrics/job/octollm-backup/store/postgres",
+                crate::services::service_url(
+                    crate::monitoring::PUSHGATEWAY,
+                    NS_MONITORING,
+                    crate::monitoring::PUSHGATEWAY_PORT,
+                )
             ),
         ),
         secret_env("PGBACKREST_REPO1_S3_KEY", PGBACKREST_SECRET, "key"),

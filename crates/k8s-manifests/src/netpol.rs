@@ -67,7 +67,7 @@ pub const MONITORING_EDGES: &[(Pod, Pod, i32)] = &[
 ];
 
 /// Calls of the data tier: the pgBackRest sidecar pushes the backup
-/// metrics (its `PUSHGATEWAY_URL`).
+/// metrics (its `PUSHGATEWAY_GROUP_URL`).
 pub const STORE_CALLS: &[(Pod, Pod, i32)] =
     &[((NS_DATA, "postgres"), (NS_MONITORING, "pushgateway"), 9091)];
 
