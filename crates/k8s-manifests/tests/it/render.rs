@@ -166,3 +166,53 @@ fn yaml_is_safe_for_yaml_1_1_readers() {
         "a: '='\nb:\n- '='\nc: '='\n"
     );
 }
+
+/// Alertmanager routes and inhibits as the local routing template does,
+/// and Prometheus keeps 30 days and sends to it.
+#[test]
+fn alerting_is_the_local_stacks() {
+    let objects = render(&repo_root(), Overlay::Prod).unwrap();
+    let config = objects
+        .iter()
+        .find_map(|o| match o {
+            Object::AlertmanagerConfig(a) => Some(a.spec.clone()),
+            _ => None,
+        })
+        .unwrap();
+    insta::assert_yaml_snapshot!("alertmanager_config", config);
+    let routes: Vec<(String, String)> = config
+        .route
+        .routes
+        .iter()
+        .map(|r| (r.matchers[0].value.clone(), r.receiver.clone()))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("critical", "pagerduty"),
+            ("warning", "slack"),
+            ("info", "email")
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    assert_eq!(config.inhibit_rules.len(), 2);
+    assert!(
+        config
+            .receivers
+            .iter()
+            .all(|r| r.webhook_configs[0].url_secret.name == "alertmanager-receivers")
+    );
+    let prometheus = objects
+        .iter()
+        .find_map(|o| match o {
+            Object::Prometheus(p) => Some(p.spec.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(prometheus.retention, "30d");
+    assert_eq!(
+        prometheus.alerting.alertmanagers[0].name,
+        "alertmanager-operated"
+    );
+    assert_eq!(prometheus.replicas, 2);
+}
