@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use service_kit::{Kit, Readiness, ServiceInfo};
+use service_kit::{Kit, OutboundToken, Readiness, ServiceInfo};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -81,11 +81,11 @@ impl Orchestrator {
             queue_depth.clone(),
             shutdown.clone(),
         ));
-        let executor: Arc<dyn StepExecutor> =
-            match arms::start(&args.arms, kit.registry(), shutdown.clone())? {
-                Some(arm_steps) => Arc::new(arm_steps),
-                None => Arc::new(LlmSteps::new(llm)),
-            };
+        let executor: Arc<dyn StepExecutor> = match arms::start(&args.arms, kit, shutdown.clone())?
+        {
+            Some(arm_steps) => Arc::new(arm_steps),
+            None => Arc::new(LlmSteps::new(llm)),
+        };
         let pool_of_workers = WorkerPool::new(
             store.clone(),
             executor,
@@ -110,12 +110,11 @@ impl Orchestrator {
         let screen = match &args.reflex_url {
             Some(url) => {
                 let token = match &args.reflex_token_file {
-                    Some(path) => std::fs::read_to_string(path)
-                        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?
-                        .trim()
-                        .to_owned(),
+                    Some(path) => OutboundToken::from_file(path)
+                        .map_err(|e| anyhow::anyhow!("REFLEX_TOKEN_FILE: {e}"))?,
                     None => anyhow::bail!("REFLEX_URL is set but REFLEX_TOKEN_FILE is not"),
                 };
+                kit.follow(("reflex token", token.clone()));
                 Some(Arc::new(ReflexScreen::new(
                     url,
                     token,

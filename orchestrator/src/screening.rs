@@ -32,7 +32,7 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use serde_json::{Value, json};
-use service_kit::{FieldError, Problem};
+use service_kit::{FieldError, OutboundToken, Problem};
 
 use crate::circuit::CircuitBreaker;
 
@@ -144,7 +144,7 @@ enum Call {
 pub struct ReflexScreen {
     http: reqwest::Client,
     url: String,
-    token: String,
+    token: OutboundToken,
     fail_open: bool,
     chunk_chars: usize,
     breaker: CircuitBreaker,
@@ -155,7 +155,7 @@ pub struct ReflexScreen {
 impl ReflexScreen {
     pub fn new(
         url: &str,
-        token: String,
+        token: OutboundToken,
         fail_open: bool,
         timeout: Duration,
         registry: &Registry,
@@ -306,7 +306,7 @@ impl ReflexScreen {
 
     async fn request(&self, text: &str, caller: Option<&str>) -> Call {
         let failed = |kind: &'static str, reason: String| Call::Failed { kind, reason };
-        let mut request = self.http.post(&self.url).bearer_auth(&self.token);
+        let mut request = self.http.post(&self.url).bearer_auth(&*self.token.get());
         if let Some(traceparent) = service_kit::telemetry::current_traceparent() {
             request = request.header("traceparent", traceparent);
         }

@@ -290,7 +290,13 @@ fn plan(args: &RunArgs) -> Result<Plan, Failure> {
 pub fn read_secret(path: &PathBuf, what: &str) -> Result<String, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| usage(format!("cannot read {what} {}: {e}", path.display())))?;
-    let secret = text.trim().to_owned();
+    // A token file holds the new token first during a rotation.
+    let secret = text
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or_default()
+        .to_owned();
     if secret.is_empty() {
         return Err(usage(format!("{what} {} is empty", path.display())));
     }

@@ -4,8 +4,8 @@
 //! comparison hashes both sides first, so its time does not depend on how many
 //! leading bytes of a guess are right.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -20,9 +20,15 @@ use crate::metrics::ServiceMetrics;
 pub const FAILURE_REASONS: [&str; 3] = ["missing", "malformed", "invalid"];
 
 /// The set of accepted bearer tokens (several, so tokens can be rotated).
+/// Loaded from a file, it follows the file: [`BearerTokens::reload`] (run
+/// on SIGHUP and every few seconds by the kit) takes the new set, so a
+/// rotation is "add the new line, move the clients, drop the old line", with
+/// no restart.
 #[derive(Clone)]
 pub struct BearerTokens {
-    digests: Arc<Vec<[u8; 32]>>,
+    digests: Arc<RwLock<Arc<Vec<[u8; 32]>>>>,
+    inline: Option<String>,
+    file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +46,11 @@ pub enum TokenError {
 
 impl std::fmt::Debug for BearerTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "BearerTokens({} token(s), redacted)", self.digests.len())
+        write!(
+            f,
+            "BearerTokens({} token(s), redacted)",
+            self.current().len()
+        )
     }
 }
 
@@ -50,48 +60,186 @@ impl BearerTokens {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut digests = Vec::new();
-        for token in tokens {
-            let token = token.as_ref().trim();
-            if token.is_empty() {
-                continue;
-            }
-            if token.len() < 16 {
-                return Err(TokenError::TooShort);
-            }
-            digests.push(digest(token));
-        }
-        if digests.is_empty() {
-            return Err(TokenError::Missing);
-        }
         Ok(Self {
-            digests: Arc::new(digests),
+            digests: Arc::new(RwLock::new(Arc::new(digests_of(tokens)?))),
+            inline: None,
+            file: None,
         })
     }
 
     /// Tokens from `inline` (comma separated) and/or one token per line of `file`.
     pub fn load(inline: Option<&str>, file: Option<&Path>) -> Result<Self, TokenError> {
-        let mut tokens: Vec<String> = inline
-            .into_iter()
+        let tokens = Self {
+            digests: Arc::default(),
+            inline: inline.map(str::to_owned),
+            file: file.map(Path::to_path_buf),
+        };
+        tokens.reload()?;
+        Ok(tokens)
+    }
+
+    /// Reads the tokens again; returns whether the set changed. On an error
+    /// (unreadable or empty file, short token) the old set stays in force.
+    pub fn reload(&self) -> Result<bool, TokenError> {
+        let mut tokens: Vec<String> = self
+            .inline
+            .iter()
             .flat_map(|s| s.split(','))
             .map(str::to_owned)
             .collect();
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| TokenError::Unreadable {
-                path: path.display().to_string(),
-                source,
-            })?;
-            tokens.extend(text.lines().map(str::to_owned));
+        if let Some(path) = &self.file {
+            tokens.extend(read_lines(path)?);
         }
-        Self::new(tokens)
+        let fresh = digests_of(tokens)?;
+        let mut current = self.digests.write().unwrap_or_else(PoisonError::into_inner);
+        let changed = **current != fresh;
+        if changed {
+            *current = Arc::new(fresh);
+        }
+        Ok(changed)
+    }
+
+    fn current(&self) -> Arc<Vec<[u8; 32]>> {
+        self.digests
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn accepts(&self, presented: &str) -> bool {
         let presented = digest(presented);
         // Check every digest so timing does not reveal which one matched.
-        self.digests
+        self.current()
             .iter()
             .fold(false, |matched, known| matched | (*known == presented))
+    }
+}
+
+fn read_lines(path: &Path) -> Result<Vec<String>, TokenError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TokenError::Unreadable {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(text.lines().map(str::to_owned).collect())
+}
+
+fn digests_of<I, S>(tokens: I) -> Result<Vec<[u8; 32]>, TokenError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut digests = Vec::new();
+    for token in tokens {
+        let token = token.as_ref().trim();
+        if token.is_empty() {
+            continue;
+        }
+        if token.len() < 16 {
+            return Err(TokenError::TooShort);
+        }
+        digests.push(digest(token));
+    }
+    if digests.is_empty() {
+        return Err(TokenError::Missing);
+    }
+    Ok(digests)
+}
+
+/// A credential this service presents to another, from a file. During a
+/// rotation the file holds the new token on its first line and the old one
+/// after it (the receivers accept both); the first line is presented.
+/// [`OutboundToken::reload`] follows the file like [`BearerTokens`] does.
+#[derive(Clone)]
+pub struct OutboundToken {
+    current: Arc<RwLock<Arc<str>>>,
+    file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for OutboundToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OutboundToken(redacted)")
+    }
+}
+
+impl OutboundToken {
+    /// A token that never changes (tests, or a token given inline).
+    pub fn fixed(token: &str) -> Result<Self, TokenError> {
+        Ok(Self {
+            current: Arc::new(RwLock::new(Arc::from(first_token([token])?))),
+            file: None,
+        })
+    }
+
+    /// The first non-empty line of `path`.
+    pub fn from_file(path: &Path) -> Result<Self, TokenError> {
+        Ok(Self {
+            current: Arc::new(RwLock::new(Arc::from(first_token(read_lines(path)?)?))),
+            file: Some(path.to_path_buf()),
+        })
+    }
+
+    /// The token to present now.
+    pub fn get(&self) -> Arc<str> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads the file again; returns whether the presented token changed.
+    pub fn reload(&self) -> Result<bool, TokenError> {
+        let Some(path) = &self.file else {
+            return Ok(false);
+        };
+        let fresh = first_token(read_lines(path)?)?;
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let changed = **current != *fresh;
+        if changed {
+            *current = Arc::from(fresh);
+        }
+        Ok(changed)
+    }
+}
+
+fn first_token<I, S>(lines: I) -> Result<String, TokenError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let token = lines
+        .into_iter()
+        .map(|line| line.as_ref().trim().to_owned())
+        .find(|line| !line.is_empty())
+        .ok_or(TokenError::Missing)?;
+    if token.len() < 16 {
+        return Err(TokenError::TooShort);
+    }
+    Ok(token)
+}
+
+/// Something the kit re-reads on SIGHUP and every few seconds.
+pub trait Reload: Send + Sync {
+    /// What it is, for the log ("API tokens", "reflex token").
+    fn what(&self) -> &str;
+    /// Re-reads; whether anything changed.
+    fn reload(&self) -> Result<bool, TokenError>;
+}
+
+impl Reload for (&'static str, BearerTokens) {
+    fn what(&self) -> &str {
+        self.0
+    }
+    fn reload(&self) -> Result<bool, TokenError> {
+        self.1.reload()
+    }
+}
+
+impl Reload for (&'static str, OutboundToken) {
+    fn what(&self) -> &str {
+        self.0
+    }
+    fn reload(&self) -> Result<bool, TokenError> {
+        self.1.reload()
     }
 }
 
@@ -219,6 +367,38 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert!(!id.id().ends_with(&plain));
+    }
+
+    #[test]
+    fn file_tokens_follow_the_file_and_survive_a_bad_edit() {
+        let dir = std::env::temp_dir().join(format!("kit-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tokens");
+        std::fs::write(&file, "old-token-0123456789\n").unwrap();
+        let tokens = BearerTokens::load(None, Some(&file)).unwrap();
+        let outbound = OutboundToken::from_file(&file).unwrap();
+        assert!(tokens.accepts("old-token-0123456789"));
+        assert_eq!(&*outbound.get(), "old-token-0123456789");
+
+        // Overlap: both accepted, the first line presented.
+        std::fs::write(&file, "new-token-0123456789\nold-token-0123456789\n").unwrap();
+        assert!(tokens.reload().unwrap());
+        assert!(outbound.reload().unwrap());
+        assert!(tokens.accepts("new-token-0123456789") && tokens.accepts("old-token-0123456789"));
+        assert_eq!(&*outbound.get(), "new-token-0123456789");
+        assert!(!tokens.reload().unwrap(), "an unchanged file is no change");
+
+        // A broken file keeps the last good set.
+        std::fs::write(&file, "short\n").unwrap();
+        assert!(matches!(tokens.reload(), Err(TokenError::TooShort)));
+        assert!(matches!(outbound.reload(), Err(TokenError::TooShort)));
+        assert!(tokens.accepts("old-token-0123456789"));
+        assert_eq!(&*outbound.get(), "new-token-0123456789");
+
+        std::fs::write(&file, "new-token-0123456789\n").unwrap();
+        assert!(tokens.reload().unwrap());
+        assert!(!tokens.accepts("old-token-0123456789"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

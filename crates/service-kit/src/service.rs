@@ -2,6 +2,7 @@
 //! middleware, and serves it until SIGTERM/SIGINT, then drains.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -14,7 +15,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use utoipa::OpenApi;
 
-use crate::auth::{AuthState, BearerTokens, TokenError};
+use crate::auth::{AuthState, BearerTokens, Reload, TokenError};
 use crate::config::KitArgs;
 use crate::health::{self, Readiness};
 use crate::metrics::{self, ServiceMetrics};
@@ -49,7 +50,12 @@ pub struct Kit {
     metrics: ServiceMetrics,
     tokens: BearerTokens,
     shutdown: CancellationToken,
+    /// Credentials re-read on SIGHUP and every [`RELOAD_INTERVAL`].
+    followed: Mutex<Vec<Arc<dyn Reload>>>,
 }
+
+/// How often followed credential files are re-read without a SIGHUP.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
 impl Kit {
     /// Loads the API tokens and creates the metrics registry. Telemetry is
@@ -60,9 +66,19 @@ impl Kit {
             info,
             args: args.clone(),
             metrics: ServiceMetrics::new(info.name, info.version)?,
+            followed: Mutex::new(vec![Arc::new(("API tokens", tokens.clone()))]),
             tokens,
             shutdown: CancellationToken::new(),
         })
+    }
+
+    /// Re-reads `credential` on SIGHUP and every [`RELOAD_INTERVAL`] while
+    /// the service runs (the kit's own API tokens are followed already).
+    pub fn follow(&self, credential: impl Reload + 'static) {
+        self.followed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::new(credential));
     }
 
     pub fn metrics(&self) -> &ServiceMetrics {
@@ -167,6 +183,12 @@ impl Kit {
 
         let shutdown = self.shutdown.clone();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
+        let followed = self
+            .followed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        tokio::spawn(reload_credentials(followed, shutdown.clone()));
         let server = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -220,6 +242,48 @@ fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Resul
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(KitError::Serve(error)),
         Err(join) => Err(KitError::Serve(std::io::Error::other(join.to_string()))),
+    }
+}
+
+/// Re-reads every followed credential on SIGHUP and every
+/// [`RELOAD_INTERVAL`], until shutdown. A file that cannot be read (or holds
+/// no valid token) leaves the credential as it was, with a warning.
+async fn reload_credentials(followed: Vec<Arc<dyn Reload>>, shutdown: CancellationToken) {
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|error| tracing::error!(%error, "cannot listen for SIGHUP"))
+        .ok();
+    loop {
+        #[cfg(unix)]
+        let hup = async {
+            match hangup.as_mut() {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup = std::future::pending::<()>();
+        let signalled = tokio::select! {
+            () = hup => true,
+            () = tokio::time::sleep(RELOAD_INTERVAL) => false,
+            () = shutdown.cancelled() => return,
+        };
+        for credential in &followed {
+            match credential.reload() {
+                Ok(true) => tracing::info!(what = credential.what(), "credentials reloaded"),
+                Ok(false) if signalled => {
+                    tracing::info!(what = credential.what(), "SIGHUP: credentials unchanged");
+                }
+                Ok(false) => {}
+                Err(error) => tracing::warn!(
+                    what = credential.what(),
+                    %error,
+                    "cannot reload credentials; the previous ones stay in force"
+                ),
+            }
+        }
     }
 }
 

@@ -229,7 +229,7 @@ impl ArmCaller {
         let mut call = self
             .http
             .post(format!("{}/v1/execute", arm.endpoint.url))
-            .bearer_auth(self.registry.auth_token())
+            .bearer_auth(&*self.registry.auth_token())
             .timeout(timeout)
             .json(request);
         if let Some(token) = capability_token {

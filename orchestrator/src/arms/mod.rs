@@ -14,7 +14,7 @@ pub mod registry;
 use std::sync::Arc;
 
 use arm_protocol::ArmKind;
-use prometheus::Registry;
+use service_kit::OutboundToken;
 use tokio_util::sync::CancellationToken;
 
 pub use config::ArmArgs;
@@ -26,24 +26,28 @@ pub use registry::ArmRegistry;
 /// and starts probing the arms. Bad configuration is an error naming it.
 pub fn start(
     args: &ArmArgs,
-    registry: &Registry,
+    kit: &service_kit::Kit,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Option<ArmSteps>> {
+    let registry = kit.registry();
     let Some(spec) = &args.arms else {
         return Ok(None);
     };
     let endpoints = config::parse_endpoints(spec).map_err(anyhow::Error::msg)?;
-    let token = config::secret(
-        args.arm_token.as_ref().map(llm_client::ApiKey::expose),
-        args.arm_token_file.as_ref(),
-        "OCTOLLM_ARM_TOKEN",
-    )
-    .map_err(anyhow::Error::msg)?
-    .ok_or_else(|| {
-        anyhow::anyhow!(
+    let token = match (&args.arm_token, &args.arm_token_file) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("set OCTOLLM_ARM_TOKEN or OCTOLLM_ARM_TOKEN_FILE, not both")
+        }
+        (Some(token), None) => OutboundToken::fixed(token.expose())
+            .map_err(|e| anyhow::anyhow!("OCTOLLM_ARM_TOKEN: {e}"))?,
+        (None, Some(path)) => OutboundToken::from_file(path)
+            .map_err(|e| anyhow::anyhow!("OCTOLLM_ARM_TOKEN_FILE: {e}"))?,
+        (None, None) => anyhow::bail!(
             "OCTOLLM_ARMS is set but neither OCTOLLM_ARM_TOKEN nor OCTOLLM_ARM_TOKEN_FILE is"
-        )
-    })?;
+        ),
+    };
+    // A rotation of the service token reaches the arm calls without a restart.
+    kit.follow(("arm token", token.clone()));
     let capability_key = config::secret(
         args.capability_key.as_ref().map(llm_client::ApiKey::expose),
         args.capability_key_file.as_ref(),

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use arm_protocol::ArmDescription;
+use service_kit::OutboundToken;
 use tokio_util::sync::CancellationToken;
 
 use super::config::ArmEndpoint;
@@ -163,13 +164,13 @@ const CIRCUIT_OPEN: &str = "circuit open";
 pub struct ArmRegistry {
     arms: Vec<Arc<ArmInstance>>,
     http: reqwest::Client,
-    token: String,
+    token: OutboundToken,
 }
 
 impl ArmRegistry {
     pub fn new(
         endpoints: Vec<ArmEndpoint>,
-        token: String,
+        token: OutboundToken,
         metrics: &ArmMetrics,
         circuit_failures: u32,
         circuit_cool_down: Duration,
@@ -243,8 +244,9 @@ impl ArmRegistry {
         Ok(scored.into_iter().map(|(_, arm)| arm).collect())
     }
 
-    pub fn auth_token(&self) -> &str {
-        &self.token
+    /// The credential to present to the arms now (it follows its file).
+    pub fn auth_token(&self) -> Arc<str> {
+        self.token.get()
     }
 
     /// Probes every instance now, then every `interval` until `shutdown`.
@@ -270,7 +272,7 @@ impl ArmRegistry {
         let described = self
             .http
             .get(format!("{base}/v1/capabilities"))
-            .bearer_auth(&self.token)
+            .bearer_auth(&*self.token.get())
             .send();
         let (ready, described) = tokio::join!(ready, described);
         let ready = ready.is_ok_and(|r| r.status().is_success());
@@ -394,8 +396,14 @@ mod tests {
         let endpoint = super::super::config::parse_endpoints("planner=http://127.0.0.1:1")
             .unwrap()
             .remove(0);
-        let registry =
-            ArmRegistry::new(vec![endpoint], "t".into(), &metrics, 3, Duration::ZERO).unwrap();
+        let registry = ArmRegistry::new(
+            vec![endpoint],
+            OutboundToken::fixed("test-token-0123456789").unwrap(),
+            &metrics,
+            3,
+            Duration::ZERO,
+        )
+        .unwrap();
         let arm = &registry.arms()[0];
         arm.record_outcome(false);
         let after_one = arm.snapshot("plan").success_rate;

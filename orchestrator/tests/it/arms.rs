@@ -556,8 +556,15 @@ fn bad_arm_configuration_stops_the_start_with_a_clear_error() {
         ),
         (
             vec![
-                ("OCTOLLM_ARMS", "executor=http://127.0.0.1:1"),
+                ("OCTOLLM_ARMS", "planner=http://127.0.0.1:1"),
                 ("OCTOLLM_ARM_TOKEN", "t"),
+            ],
+            "OCTOLLM_ARM_TOKEN: API token is shorter than 16 characters",
+        ),
+        (
+            vec![
+                ("OCTOLLM_ARMS", "executor=http://127.0.0.1:1"),
+                ("OCTOLLM_ARM_TOKEN", "arm-token-0123456789"),
             ],
             "an executor arm is configured but neither OCTOLLM_CAPABILITY_KEY",
         ),

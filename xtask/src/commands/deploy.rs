@@ -112,8 +112,9 @@ impl Deploy {
         print_table(&statuses(&stack));
         say!("deployed in {:.1?}", started.elapsed());
         say!(
-            "API token: {path} (mode 0600). Try:\n    curl -H \"Authorization: Bearer $(cat {path})\" -H 'Content-Type: application/json' \\\n         -d '{{\"goal\":\"say hello\"}}' {url}/v1/tasks",
+            "API token: {path} (mode 0600; it opens the orchestrator's API only). Try (the header file keeps the token off curl's argv):\n    curl -H @{header} -H 'Content-Type: application/json' \\\n         -d '{{\"goal\":\"say hello\"}}' {url}/v1/tasks",
             path = stack.token_path().display(),
+            header = stack.secret_path("api-token.header").display(),
             url = stack.url(Component::Orchestrator)
         );
         Ok(())

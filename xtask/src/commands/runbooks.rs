@@ -374,6 +374,13 @@ pub fn check(alerts: &[Alert], docs: &[Doc], subcommands: &BTreeSet<String>) -> 
                     "diagnose curl without a timeout (add -m 5): the service it asks may hang",
                 ));
             }
+            if command.contains("Bearer $(") || command.contains("Bearer `") {
+                problems.push(problem(
+                    &file,
+                    line,
+                    "diagnose command expands a token into curl's argv (every local user sees it in `ps`): use `-H @${OCTOLLM_STATE_DIR:-.octollm}/secrets/api-token.header`",
+                ));
+            }
             if command.replace(STATE_DIR_REF, "").contains(".octollm") {
                 problems.push(problem(
                     &file,
@@ -658,6 +665,22 @@ e
             [
                 "runbooks/service-unavailable.md:18: diagnose curl without a timeout (add -m 5): the service it asks may hang"
             ]
+        );
+    }
+
+    #[test]
+    fn a_diagnose_token_on_curls_argv_fails() {
+        let problems = run(
+            &RUNBOOK.replace(
+                "curl -s -m 5 ",
+                "curl -s -m 5 -H \"Authorization: Bearer $(cat ${OCTOLLM_STATE_DIR:-.octollm}/api-token)\" ",
+            ),
+            URL,
+        );
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].contains("expands a token into curl's argv"),
+            "{problems:#?}"
         );
     }
 

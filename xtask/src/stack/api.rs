@@ -9,15 +9,21 @@ use crate::util::curl;
 
 /// POSTs `task` to the stack's orchestrator; returns the 202 body.
 pub fn submit_task(stack: &Stack, task: &serde_json::Value) -> Result<serde_json::Value> {
-    let url = format!("{}/v1/tasks", stack.url(Component::Orchestrator));
-    let accepted = post_json(stack, &url, task)?;
+    let accepted = post_json(stack, Component::Orchestrator, "/v1/tasks", task)?;
     serde_json::from_str(&accepted).with_context(|| format!("not JSON: {accepted}"))
 }
 
-/// POSTs `body` as JSON with the stack's API token; returns the answer body
-/// (an error for any status but 2xx).
-pub fn post_json(stack: &Stack, url: &str, body: &serde_json::Value) -> Result<String> {
-    let auth = stack.bearer_header(&stack.token_path())?;
+/// POSTs `body` as JSON to `path` of `component`'s API, with the credential
+/// that API takes ([`Stack::credential_for`]); returns the answer body (an
+/// error for any status but 2xx).
+pub fn post_json(
+    stack: &Stack,
+    component: Component,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<String> {
+    let auth = stack.bearer_header(&stack.credential_for(component)?)?;
+    let url = format!("{}{path}", stack.url(component));
     let body = body.to_string();
     curl(&[
         "-X",
@@ -28,22 +34,23 @@ pub fn post_json(stack: &Stack, url: &str, body: &serde_json::Value) -> Result<S
         "Content-Type: application/json",
         "-d",
         &body,
-        url,
+        &url,
     ])
 }
 
-/// GETs `url` with the stack's API token.
-pub fn get(stack: &Stack, url: &str) -> Result<String> {
-    curl(&["-H", &stack.bearer_header(&stack.token_path())?, url])
+/// GETs `path` of `component`'s API with the credential that API takes.
+pub fn get(stack: &Stack, component: Component, path: &str) -> Result<String> {
+    let auth = stack.bearer_header(&stack.credential_for(component)?)?;
+    curl(&["-H", &auth, &format!("{}{path}", stack.url(component))])
 }
 
 /// Long-polls a task for up to 30 s; returns it (terminal unless it timed out).
 pub fn wait_task(stack: &Stack, id: &str) -> Result<serde_json::Value> {
-    let url = format!(
-        "{}/v1/tasks/{id}?wait=30",
-        stack.url(Component::Orchestrator)
-    );
-    let task = get(stack, &url)?;
+    let task = get(
+        stack,
+        Component::Orchestrator,
+        &format!("/v1/tasks/{id}?wait=30"),
+    )?;
     serde_json::from_str(&task).with_context(|| format!("not JSON: {task}"))
 }
 
@@ -69,8 +76,7 @@ pub fn smoke(stack: &Stack) -> Result<()> {
 /// and the guardian screens a text, redacting an e-mail address.
 pub fn smoke_arms(stack: &Stack) -> Result<()> {
     for arm in Component::ARMS {
-        let url = format!("{}/v1/capabilities", stack.url(arm));
-        let body: serde_json::Value = serde_json::from_str(&get(stack, &url)?)?;
+        let body: serde_json::Value = serde_json::from_str(&get(stack, arm, "/v1/capabilities")?)?;
         let name = arm.arm_name().unwrap_or_default();
         if body["name"] != name {
             bail!("{arm} describes itself as {}, not {name}", body["name"]);
@@ -83,8 +89,12 @@ pub fn smoke_arms(stack: &Stack) -> Result<()> {
         "input": {"text": "Smoke test: write to smoke@example.com."},
         "deadline": "2999-01-01T00:00:00Z",
     });
-    let url = format!("{}/v1/execute", stack.url(Component::GuardianArm));
-    let answer: serde_json::Value = serde_json::from_str(&post_json(stack, &url, &request)?)?;
+    let answer: serde_json::Value = serde_json::from_str(&post_json(
+        stack,
+        Component::GuardianArm,
+        "/v1/execute",
+        &request,
+    )?)?;
     if answer["output"]["sanitized_text"] != "Smoke test: write to [EMAIL_1]." {
         bail!("the guardian did not redact the smoke text: {answer}");
     }

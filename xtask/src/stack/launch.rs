@@ -11,7 +11,7 @@ use super::postgres::{KNOWLEDGE_DATABASE, Postgres};
 use super::template::{self, Vars};
 use super::{Component, Probe, Stack};
 use crate::prom::rules;
-use crate::util::{http_ok, project_root, run_with_input, write_secret};
+use crate::util::{http_ok, project_root, read_token, run_with_input, write_secret};
 
 /// Prometheus and Alertmanager timings; `alert-sim` compresses them.
 pub struct Timings {
@@ -139,14 +139,14 @@ fn render(stack: &Stack, template: &str, file: &str, vars: &Vars) -> Result<Stri
 /// (`secrets/capability-key`, mode 0600), generated once.
 pub const CAPABILITY_KEY: &str = "capability-key";
 
-/// An arm: its env file, its port, and the service token (arms accept the
-/// same token as the other services).
+/// An arm: its env file, its port, and the service token (the orchestrator's
+/// credential, the only one arms accept).
 fn arm(stack: &Stack, component: Component) -> Result<Command> {
     let mut command = service(component);
     command
         .envs(env_template(component)?)
         .env("OCTOLLM_LISTEN", listen(stack, component))
-        .env("OCTOLLM_API_TOKEN_FILE", stack.token_path());
+        .env("OCTOLLM_API_TOKEN_FILE", stack.service_token_path()?);
     Ok(command)
 }
 
@@ -226,12 +226,13 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
             let mut command = service(Component::ReflexLayer);
             // The stack's own API token (its operators, its checks, its load
             // tests) screens in the internal tier; other clients get the default.
-            let operator = caller_id(&std::fs::read_to_string(stack.token_path())?)?;
+            let operator = caller_id(&read_token(&stack.token_path())?)?;
             command
                 .envs(env_template(Component::ReflexLayer)?)
                 .env("REFLEX_USER_TIERS", format!("{operator}=internal"))
                 .env("OCTOLLM_LISTEN", listen(stack, component))
-                .env("OCTOLLM_API_TOKEN_FILE", stack.token_path())
+                // Only the orchestrator screens: users' tokens are refused.
+                .env("OCTOLLM_API_TOKEN_FILE", stack.service_token_path()?)
                 .env("REFLEX_KEY_FILE", stack.secret_path("reflex-key"))
                 .env(
                     "REDIS_URL",
@@ -281,9 +282,9 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
                     format!("{}/v1", stack.url(Component::LlmSim)),
                 )
                 .env("REFLEX_URL", stack.url(Component::ReflexLayer))
-                .env("REFLEX_TOKEN_FILE", stack.token_path())
+                .env("REFLEX_TOKEN_FILE", stack.service_token_path()?)
                 .env("OCTOLLM_ARMS", arm_urls(stack))
-                .env("OCTOLLM_ARM_TOKEN_FILE", stack.token_path())
+                .env("OCTOLLM_ARM_TOKEN_FILE", stack.service_token_path()?)
                 .env(
                     "OCTOLLM_CAPABILITY_KEY_FILE",
                     stack.secret_path(CAPABILITY_KEY),
@@ -497,11 +498,14 @@ pub fn caller_id(token: &str) -> Result<String> {
 
 /// Keeps a copy of the API token for tools that need a file path.
 pub fn ensure_token(stack: &Stack) -> Result<String> {
-    if let Ok(token) = std::fs::read_to_string(stack.token_path()) {
-        return Ok(token.trim().to_owned());
+    if let Ok(token) = read_token(&stack.token_path()) {
+        // The header file the runbooks' curl commands read (`-H @file`).
+        stack.bearer_header(&stack.token_path())?;
+        return Ok(token);
     }
     let token = crate::util::random_hex(32)?;
     write_secret(&stack.token_path(), &token).context("writing the API token")?;
+    stack.bearer_header(&stack.token_path())?;
     Ok(token)
 }
 

@@ -99,8 +99,28 @@ impl Stack {
         self.state_dir.join("secrets").join(name)
     }
 
+    /// The users' API token: it opens the orchestrator's API and nothing
+    /// else.
     pub fn token_path(&self) -> PathBuf {
         self.state_dir.join("api-token")
+    }
+
+    /// The orchestrator's own credential, the only one the reflex layer and
+    /// the arms accept (`secrets/service-token`, 0600, made on first use).
+    pub fn service_token_path(&self) -> Result<PathBuf> {
+        self.secret(SERVICE_TOKEN)?;
+        Ok(self.secret_path(SERVICE_TOKEN))
+    }
+
+    /// The token file a client of `component`'s API presents: the users'
+    /// token for the orchestrator, the service token for the internal
+    /// services behind it.
+    pub fn credential_for(&self, component: Component) -> Result<PathBuf> {
+        if component == Component::Orchestrator {
+            Ok(self.token_path())
+        } else {
+            self.service_token_path()
+        }
     }
 
     /// `@FILE` for curl's `-H`: a 0600 file beside the secrets holding
@@ -108,13 +128,12 @@ impl Stack {
     /// the token never shows on a command line (`ps` shows argv to every
     /// local user).
     pub fn bearer_header(&self, token_file: &Path) -> Result<String> {
-        let token = fs::read_to_string(token_file)
-            .with_context(|| format!("reading {}", token_file.display()))?;
+        let token = crate::util::read_token(token_file)?;
         let name = token_file
             .file_name()
             .map_or("token".into(), |n| n.to_string_lossy().into_owned());
         let path = self.secret_path(&format!("{name}.header"));
-        crate::util::write_secret(&path, &format!("Authorization: Bearer {}\n", token.trim()))?;
+        crate::util::write_secret(&path, &format!("Authorization: Bearer {token}\n"))?;
         Ok(format!("@{}", path.display()))
     }
 
@@ -284,6 +303,9 @@ impl Drop for DeployLock {
         let _ = fs::remove_file(&self.0);
     }
 }
+
+/// `secrets/<name>` of the orchestrator's credential for internal services.
+const SERVICE_TOKEN: &str = "service-token";
 
 /// Open files every component may hold: 10,000 long-polled tasks in flight
 /// are 10,000 sockets in the orchestrator (and in the load generator), plus

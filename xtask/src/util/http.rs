@@ -21,6 +21,27 @@ pub fn curl(args: &[&str]) -> Result<String> {
     Ok(body)
 }
 
+/// The HTTP status of curl with `args` (no body kept, 10 s cap); 0 when
+/// nothing answered.
+pub fn http_status(args: &[&str]) -> Result<u16> {
+    let output = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .args(args)
+        .output()?;
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0))
+}
+
 /// Whether a GET of `url` answers 2xx within 2 s.
 pub fn http_ok(url: &str) -> bool {
     Command::new("curl")

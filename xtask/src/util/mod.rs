@@ -10,11 +10,11 @@ mod secrets;
 use std::path::{Path, PathBuf};
 
 pub use exit::{ExitStatus, check_failed};
-pub use http::{curl, http_ok};
+pub use http::{curl, http_ok, http_status};
 pub use process::{
     cpu_seconds_of_tree, is_alive, raise_open_files_limit, run_with_input, signal, wait_for,
 };
-pub use secrets::{random_hex, write_secret};
+pub use secrets::{random_hex, read_token, write_secret};
 
 /// The workspace root: the parent of this crate's manifest directory.
 pub fn project_root() -> PathBuf {

@@ -14,6 +14,18 @@ pub fn random_hex(bytes: usize) -> Result<String> {
     Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// The token a token file presents: its first non-empty line (during a
+/// rotation the file holds the new token first and the old one after it).
+pub fn read_token(path: &Path) -> Result<String> {
+    let text =
+        fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("{} holds no token", path.display()))
+}
+
 /// Writes `value` to `path`, created with mode 0600.
 pub fn write_secret(path: &Path, value: &str) -> Result<()> {
     if let Some(parent) = path.parent() {

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use xshell::{Shell, cmd};
 
 mod arms_check;
+mod rotation_drill;
 mod system_test;
 
 use super::{alert_sim, dr_test, images, k8s, monitoring, runbooks, workflows};

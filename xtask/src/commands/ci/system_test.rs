@@ -1,22 +1,28 @@
 //! CI's system test: deploy on the system test's planned ports, smoke, every
 //! target up, tasks through the real arms and a guardian outage
-//! (`arms_check`), the load-test smoke profile with its report checked,
+//! (`arms_check`), each credential opening only its own services and the
+//! runbook's credential rotations (`rotation_drill`), the
+//! load-test smoke profile with its report checked,
 //! then `promtool check metrics` clean on the services (with that traffic
 //! in them), then tear down.
 
 use anyhow::{Result, bail};
 use xshell::{Shell, cmd};
 
-use super::arms_check;
+use super::{arms_check, rotation_drill};
 use crate::commands::load_test;
 use crate::commands::status::{down, statuses};
 use crate::stack::Component;
+use crate::stack::Stack;
 use crate::stack::deploy::with_temporary_stack;
 use crate::stack::ports::PlannedStack;
+use crate::util::http_status;
 
 pub fn run(sh: &Shell) -> Result<()> {
     with_temporary_stack(sh, PlannedStack::SystemTest, None, |stack| {
         arms_check::run(stack)?;
+        credentials_are_separate(stack)?;
+        rotation_drill::run(stack)?;
         load_test::ci_smoke(sh, stack)?;
         let services = [
             Component::Orchestrator,
@@ -44,4 +50,58 @@ pub fn run(sh: &Shell) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// A user's token never opens an internal service: the reflex layer and
+/// every arm answer the users' token 401 and take the orchestrator's; the
+/// orchestrator's API takes the users' token.
+fn credentials_are_separate(stack: &Stack) -> Result<()> {
+    let user = stack.bearer_header(&stack.token_path())?;
+    let service = stack.bearer_header(&stack.service_token_path()?)?;
+    let mut wrong = Vec::new();
+    let internal = [(
+        Component::ReflexLayer,
+        "/v1/reflex/check",
+        r#"{"text":"hello"}"#,
+    )]
+    .into_iter()
+    .chain(Component::ARMS.map(|arm| (arm, "/v1/capabilities", "")));
+    for (component, path, body) in internal {
+        let url = format!("{}{path}", stack.url(component));
+        let method = if body.is_empty() { "GET" } else { "POST" };
+        let ask = |auth: &str| {
+            http_status(&[
+                "-X",
+                method,
+                "-H",
+                auth,
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                body,
+                &url,
+            ])
+        };
+        let (as_user, as_service) = (ask(&user)?, ask(&service)?);
+        if as_user != 401 || as_service != 200 {
+            wrong.push(format!(
+                "{component}: users' token {as_user} (want 401), service token {as_service} (want 200)"
+            ));
+        }
+    }
+    let tasks = format!("{}/v1/tasks?limit=1", stack.url(Component::Orchestrator));
+    let as_user = http_status(&["-H", &user, &tasks])?;
+    if as_user != 200 {
+        wrong.push(format!("orchestrator: users' token {as_user} (want 200)"));
+    }
+    if !wrong.is_empty() {
+        bail!(
+            "credentials open the wrong services:\n  {}",
+            wrong.join("\n  ")
+        );
+    }
+    crate::say!(
+        "credentials: the users' token opens only the orchestrator; the reflex layer and the six arms take only the service token"
+    );
+    Ok(())
 }

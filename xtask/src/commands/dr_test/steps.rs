@@ -214,9 +214,8 @@ pub(super) fn count_keys(redis: &Redis) -> Result<usize> {
 
 /// Losing Redis degrades the reflex layer; it must still answer.
 pub(super) fn check_reflex_answers(stack: &Stack) -> Result<()> {
-    let url = format!("{}/v1/reflex/check", stack.url(Component::ReflexLayer));
     let text = serde_json::json!({"text": "Is the cache down? Please answer anyway."});
-    crate::stack::api::post_json(stack, &url, &text)
+    crate::stack::api::post_json(stack, Component::ReflexLayer, "/v1/reflex/check", &text)
         .context("the reflex layer failed while Redis was down")
         .map(drop)
 }

@@ -50,7 +50,7 @@ pub struct Catalogue {
 
 impl Catalogue {
     fn fetch(stack: &Stack) -> Result<Self> {
-        let auth = stack.bearer_header(&stack.token_path())?;
+        let auth = stack.bearer_header(&stack.service_token_path()?)?;
         let arms = Component::ARMS
             .iter()
             .map(|component| {
