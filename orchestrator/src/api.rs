@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use service_kit::{ApiJson, ApiPath, ApiQuery};
+use service_kit::{ApiJson, ApiPath, ApiQuery, Scopes};
 use tokio::sync::Notify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -211,6 +211,7 @@ pub struct ListQuery {
         (status = 400, body = service_kit::Problem, description = "Malformed JSON."),
         (status = 413, body = service_kit::Problem, description = "Body too large."),
         (status = 415, body = service_kit::Problem, description = "Not JSON."),
+        (status = 403, body = service_kit::Problem, description = "The token has no `submit` scope."),
         (status = 422, body = service_kit::Problem, description = "A field is out of bounds, blank where it must not be, holds NUL, or the reflex layer refused to screen it; `errors` names each."),
         (status = 429, body = service_kit::Problem, description = "Queue full, or this client's screening rate limit is spent; see Retry-After."),
         (status = 503, body = service_kit::Problem, description = "Database or (failing closed) reflex layer unavailable; see Retry-After.")))]
@@ -219,6 +220,7 @@ async fn submit_task(
     caller: Option<axum::Extension<service_kit::Caller>>,
     ApiJson(submission): ApiJson<SubmitTask>,
 ) -> Result<Response, ApiError> {
+    require(caller.as_deref(), Scopes::SUBMIT, "submit")?;
     let task = submission.validate().map_err(ApiError::Invalid)?;
     let depth = state.queue_depth.load(Ordering::Relaxed);
     if depth >= state.queue_bound {
@@ -240,7 +242,10 @@ async fn submit_task(
         },
         None => None,
     };
-    let (id, _) = state.store.insert(&task, rejection.as_deref()).await?;
+    let (id, _) = state
+        .store
+        .insert(&task, rejection.as_deref(), caller)
+        .await?;
     let task_type = task.task_type.as_str();
     state
         .metrics
@@ -273,18 +278,47 @@ async fn submit_task(
         .into_response())
 }
 
+/// Fails with 403 unless `caller` has `scope` (named `name`). Without a
+/// caller (the API mounted without auth, in tests) everything is allowed.
+fn require(
+    caller: Option<&service_kit::Caller>,
+    scope: Scopes,
+    name: &'static str,
+) -> Result<(), ApiError> {
+    match caller {
+        Some(caller) if !caller.scopes().allows(scope) => Err(ApiError::MissingScope(name)),
+        _ => Ok(()),
+    }
+}
+
+/// Whose tasks `caller` may see: `None` (everyone's) with the `admin`
+/// scope, else its own id; 403 without `scope`.
+fn viewer<'a>(
+    caller: Option<&'a service_kit::Caller>,
+    scope: Scopes,
+    name: &'static str,
+) -> Result<Option<&'a str>, ApiError> {
+    require(caller, scope, name)?;
+    Ok(caller
+        .filter(|c| !c.scopes().allows(Scopes::ADMIN))
+        .map(service_kit::Caller::id))
+}
+
 /// A task with its steps, usage and result. With `wait`, long-polls until it ends.
 #[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks", params(("id" = Uuid, Path), WaitQuery),
     responses(
         (status = 200, body = TaskView),
         (status = 400, body = service_kit::Problem, description = "`id` is not a UUID, or `wait` is not 0–3,600."),
-        (status = 404, body = service_kit::Problem, description = "No such task."),
+        (status = 403, body = service_kit::Problem, description = "The token has no `read` scope."),
+        (status = 404, body = service_kit::Problem, description = "No such task, or another client's (without the `admin` scope)."),
         (status = 503, body = service_kit::Problem, description = "The database is unavailable; see Retry-After.")))]
 async fn get_task(
     axum::extract::State(state): axum::extract::State<ApiState>,
+    caller: Option<axum::Extension<service_kit::Caller>>,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<WaitQuery>,
 ) -> Result<ApiJson<TaskView>, ApiError> {
+    let viewer = viewer(caller.as_deref(), Scopes::READ, "read")?;
     let wait = query.wait.unwrap_or(0);
     if wait > WAIT_MAX_SECS {
         return Err(ApiError::BadQuery(format!(
@@ -293,9 +327,9 @@ async fn get_task(
     }
     let wait = Duration::from_secs(wait).min(state.max_wait);
     let found = if wait.is_zero() {
-        state.store.get(id).await?
+        state.store.get(id, viewer).await?
     } else {
-        wait_until_terminal(&state, id, wait).await?
+        wait_until_terminal(&state, id, viewer, wait).await?
     };
     let (task, steps) = found.ok_or(ApiError::NotFound(id))?;
     Ok(ApiJson(TaskView::new(task, Some(steps))))
@@ -304,6 +338,7 @@ async fn get_task(
 async fn wait_until_terminal(
     state: &ApiState,
     id: Uuid,
+    viewer: Option<&str>,
     wait: Duration,
 ) -> Result<Option<(TaskRecord, Vec<StepRecord>)>, ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
@@ -312,7 +347,7 @@ async fn wait_until_terminal(
         let notified = waiter.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let found = state.store.get(id).await?;
+        let found = state.store.get(id, viewer).await?;
         let done = found
             .as_ref()
             .is_none_or(|(task, _)| task.status.is_terminal());
@@ -331,11 +366,14 @@ async fn wait_until_terminal(
     responses(
         (status = 200, body = TaskPage),
         (status = 400, body = service_kit::Problem, description = "An unknown `status`, a `limit` outside 1–200, a `cursor` this API did not issue, or an unknown parameter."),
+        (status = 403, body = service_kit::Problem, description = "The token has no `read` scope."),
         (status = 503, body = service_kit::Problem, description = "The database is unavailable; see Retry-After.")))]
 async fn list_tasks(
     axum::extract::State(state): axum::extract::State<ApiState>,
+    caller: Option<axum::Extension<service_kit::Caller>>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<ApiJson<TaskPage>, ApiError> {
+    let viewer = viewer(caller.as_deref(), Scopes::READ, "read")?;
     let status = query
         .status
         .as_deref()
@@ -360,7 +398,7 @@ async fn list_tasks(
                 .ok_or_else(|| ApiError::BadQuery("cursor is not one this API issued".into()))
         })
         .transpose()?;
-    let tasks = state.store.list(status, limit, cursor).await?;
+    let tasks = state.store.list(status, limit, cursor, viewer).await?;
     let next_cursor = (i64::try_from(tasks.len()).unwrap_or(0) == limit)
         .then(|| tasks.last())
         .flatten()
@@ -382,14 +420,17 @@ async fn list_tasks(
     responses(
         (status = 202, body = Accepted, description = "Cancelled (`cancelled`) or being cancelled (`running`)."),
         (status = 400, body = service_kit::Problem, description = "`id` is not a UUID."),
-        (status = 404, body = service_kit::Problem, description = "No such task."),
+        (status = 403, body = service_kit::Problem, description = "The token has no `submit` scope."),
+        (status = 404, body = service_kit::Problem, description = "No such task, or another client's (without the `admin` scope)."),
         (status = 409, body = service_kit::Problem, description = "The task already ended."),
         (status = 503, body = service_kit::Problem, description = "The database is unavailable; see Retry-After.")))]
 async fn cancel_task(
     axum::extract::State(state): axum::extract::State<ApiState>,
+    caller: Option<axum::Extension<service_kit::Caller>>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let status = match state.store.cancel(id).await? {
+    let viewer = viewer(caller.as_deref(), Scopes::SUBMIT, "submit")?;
+    let status = match state.store.cancel(id, viewer).await? {
         CancelOutcome::NotFound => return Err(ApiError::NotFound(id)),
         CancelOutcome::AlreadyFinished(status) => {
             return Err(ApiError::already_finished(id, status));

@@ -32,6 +32,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "simulated_llm_time",
             sql: include_str!("../migrations/0003_simulated_llm_time.sql"),
         },
+        Migration {
+            version: 4,
+            name: "submitted_by",
+            sql: include_str!("../migrations/0004_submitted_by.sql"),
+        },
     ],
 };
 

@@ -17,6 +17,8 @@ pub enum ApiError {
     BadQuery(String),
     #[error("no task {0}")]
     NotFound(Uuid),
+    #[error("this client's token has no `{0}` scope")]
+    MissingScope(&'static str),
     #[error("task {id} already ended as {status}")]
     AlreadyFinished { id: Uuid, status: &'static str },
     #[error("{depth} tasks queued (bound {bound})")]
@@ -42,6 +44,7 @@ impl IntoResponse for ApiError {
             Self::Invalid(errors) => Problem::validation(errors.clone()),
             Self::BadQuery(detail) => Problem::bad_request(detail.clone()),
             Self::NotFound(_) => Problem::not_found(self.to_string()),
+            Self::MissingScope(_) => Problem::forbidden(self.to_string()),
             Self::AlreadyFinished { .. } => Problem::conflict(self.to_string()),
             Self::QueueFull { .. } => {
                 tracing::warn!(error = %self, "rejecting task: queue full");

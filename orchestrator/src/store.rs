@@ -242,10 +242,12 @@ impl TaskStore {
     /// Inserts a task, queued or (when screening blocked it) rejected with
     /// `rejection` as its error; returns once the insert is committed (in a
     /// group commit with other writes).
+    /// Records a new task, `submitted_by` the caller whose token sent it.
     pub async fn insert(
         &self,
         task: &NewTask,
         rejection: Option<&str>,
+        submitted_by: Option<&str>,
     ) -> Result<(Uuid, DateTime<Utc>), StoreError> {
         let id = Uuid::now_v7();
         let row = NewTaskRow {
@@ -260,6 +262,7 @@ impl TaskStore {
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             budget: task.budget,
             rejection: rejection.map(str::to_owned),
+            submitted_by: submitted_by.map(str::to_owned),
         };
         let created_at = self
             .write("insert_task", |reply| Write::Insert { row, reply })
@@ -267,14 +270,20 @@ impl TaskStore {
         Ok((id, created_at))
     }
 
-    /// A task and its steps, in one statement.
-    pub async fn get(&self, id: Uuid) -> Result<Option<(TaskRecord, Vec<StepRecord>)>, StoreError> {
+    /// A task and its steps, in one statement; `None` also when `viewer`
+    /// (a caller id; `None` for an admin) did not submit it.
+    pub async fn get(
+        &self,
+        id: Uuid,
+        viewer: Option<&str>,
+    ) -> Result<Option<(TaskRecord, Vec<StepRecord>)>, StoreError> {
         let sql = format!(
             "SELECT {TASK_COLUMNS_OF_T}, {STEP_COLUMNS_OF_S}
              FROM tasks t LEFT JOIN task_steps s ON s.task_id = t.id
-             WHERE t.id = $1 ORDER BY s.step_index"
+             WHERE t.id = $1 AND ($2::text IS NULL OR t.submitted_by = $2)
+             ORDER BY s.step_index"
         );
-        let rows = self.query("get_task", &sql, &[&id]).await?;
+        let rows = self.query("get_task", &sql, &[&id, &viewer]).await?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };
@@ -301,16 +310,20 @@ impl TaskStore {
             .transpose()
     }
 
+    /// Tasks newest first; only those `viewer` submitted unless it is
+    /// `None` (an admin).
     pub async fn list(
         &self,
         status: Option<TaskStatus>,
         limit: i64,
         after: Option<ListCursor>,
+        viewer: Option<&str>,
     ) -> Result<Vec<TaskRecord>, StoreError> {
         let sql = format!(
             "SELECT {TASK_COLUMNS} FROM tasks
              WHERE ($1::text IS NULL OR status = $1)
                AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+               AND ($5::text IS NULL OR submitted_by = $5)
              ORDER BY created_at DESC, id DESC LIMIT $4"
         );
         let status = status.map(TaskStatus::as_str);
@@ -323,6 +336,7 @@ impl TaskStore {
                     &after.map(|c| c.created_at),
                     &after.map_or(Uuid::nil(), |c| c.id),
                     &limit,
+                    &viewer,
                 ],
             )
             .await?;
@@ -516,14 +530,21 @@ impl TaskStore {
     }
 
     /// Cancels a queued task at once, or flags a running one for its worker.
-    pub async fn cancel(&self, id: Uuid) -> Result<CancelOutcome, StoreError> {
+    /// Cancels task `id` if `viewer` (a caller id; `None` for an admin)
+    /// submitted it; another client's task is `NotFound`.
+    pub async fn cancel(
+        &self,
+        id: Uuid,
+        viewer: Option<&str>,
+    ) -> Result<CancelOutcome, StoreError> {
         let started = Instant::now();
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let row = tx
             .query_opt(
-                "SELECT status, task_type FROM tasks WHERE id = $1 FOR UPDATE",
-                &[&id],
+                "SELECT status, task_type FROM tasks
+                 WHERE id = $1 AND ($2::text IS NULL OR submitted_by = $2) FOR UPDATE",
+                &[&id, &viewer],
             )
             .await?;
         let Some(row) = row else {
@@ -676,6 +697,7 @@ struct NewTaskRow {
     criteria: Value,
     budget: Budget,
     rejection: Option<String>,
+    submitted_by: Option<String>,
 }
 
 /// A finished step to persist under `owner`'s lease (`TaskStore::record_step`).
@@ -812,7 +834,7 @@ impl GroupCommit {
         }
         let client = self.pool.get().await?;
         let statement = client.prepare_cached(GROUP_COMMIT_SQL).await?;
-        let params: [&(dyn ToSql + Sync); 31] = [
+        let params: [&(dyn ToSql + Sync); 32] = [
             &new.id,
             &new.task_type,
             &new.priority,
@@ -844,6 +866,7 @@ impl GroupCommit {
             &fin.result,
             &fin.error_kind,
             &fin.error,
+            &new.submitted_by,
         ];
         let rows = client.query(&statement, &params).await;
         self.metrics
@@ -906,6 +929,7 @@ struct NewTaskColumns {
     max_time_seconds: Vec<i32>,
     max_cost_usd: Vec<f64>,
     rejection: Vec<Option<String>>,
+    submitted_by: Vec<Option<String>>,
 }
 
 impl NewTaskColumns {
@@ -921,6 +945,7 @@ impl NewTaskColumns {
         self.max_time_seconds.push(row.budget.max_time_seconds);
         self.max_cost_usd.push(row.budget.max_cost_usd);
         self.rejection.push(row.rejection.clone());
+        self.submitted_by.push(row.submitted_by.clone());
     }
 }
 
@@ -992,16 +1017,18 @@ impl FinishColumns {
 const GROUP_COMMIT_SQL: &str = "WITH
 new_task AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::int2[], $4::text[], $5::text[], $6::jsonb[],
-                         $7::jsonb[], $8::int4[], $9::int4[], $10::float8[], $11::text[])
+                         $7::jsonb[], $8::int4[], $9::int4[], $10::float8[], $11::text[],
+                         $32::text[])
         AS n(id, task_type, priority, goal, context, constraints, criteria, max_tokens,
-             max_time_seconds, max_cost_usd, rejection)),
+             max_time_seconds, max_cost_usd, rejection, submitted_by)),
 inserted AS (
     INSERT INTO tasks (id, status, task_type, priority, goal, context, constraints,
-        acceptance_criteria, max_tokens, max_time_seconds, max_cost_usd, error_kind, error, finished_at)
+        acceptance_criteria, max_tokens, max_time_seconds, max_cost_usd, error_kind, error, finished_at,
+        submitted_by)
     SELECT id, CASE WHEN rejection IS NULL THEN 'queued' ELSE 'rejected' END, task_type, priority,
         goal, context, constraints, criteria, max_tokens, max_time_seconds, max_cost_usd,
         CASE WHEN rejection IS NULL THEN NULL ELSE 'rejected' END, rejection,
-        CASE WHEN rejection IS NULL THEN NULL ELSE now() END
+        CASE WHEN rejection IS NULL THEN NULL ELSE now() END, submitted_by
     FROM new_task
     RETURNING id, status, created_at),
 created_events AS (

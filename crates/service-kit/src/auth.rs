@@ -19,6 +19,42 @@ use crate::metrics::ServiceMetrics;
 /// Label values of `octollm_auth_failures_total{reason}`.
 pub const FAILURE_REASONS: [&str; 3] = ["missing", "malformed", "invalid"];
 
+/// What a token may do. A line of a token file is `TOKEN` (every scope) or
+/// `TOKEN SCOPE,SCOPE…`; a service decides what each scope opens (the
+/// orchestrator: `submit` tasks, `read` its own, `admin` everyone's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Scopes(u8);
+
+impl Scopes {
+    pub const SUBMIT: Scopes = Scopes(1);
+    pub const READ: Scopes = Scopes(2);
+    pub const ADMIN: Scopes = Scopes(4);
+    pub const ALL: Scopes = Scopes(7);
+    const NAMES: [(&'static str, Scopes); 3] = [
+        ("submit", Self::SUBMIT),
+        ("read", Self::READ),
+        ("admin", Self::ADMIN),
+    ];
+
+    /// Whether every scope of `wanted` is granted.
+    pub fn allows(self, wanted: Scopes) -> bool {
+        self.0 & wanted.0 == wanted.0
+    }
+
+    fn parse(list: &str) -> Result<Self, TokenError> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .try_fold(Scopes(0), |scopes, name| {
+                Self::NAMES
+                    .iter()
+                    .find(|(known, _)| *known == name)
+                    .map(|(_, scope)| Scopes(scopes.0 | scope.0))
+                    .ok_or_else(|| TokenError::UnknownScope(name.to_owned()))
+            })
+    }
+}
+
 /// The set of accepted bearer tokens (several, so tokens can be rotated).
 /// Loaded from a file, it follows the file: [`BearerTokens::reload`] (run
 /// on SIGHUP and every few seconds by the kit) takes the new set, so a
@@ -26,7 +62,7 @@ pub const FAILURE_REASONS: [&str; 3] = ["missing", "malformed", "invalid"];
 /// no restart.
 #[derive(Clone)]
 pub struct BearerTokens {
-    digests: Arc<RwLock<Arc<Vec<[u8; 32]>>>>,
+    digests: Arc<RwLock<Arc<Vec<([u8; 32], Scopes)>>>>,
     inline: Option<String>,
     file: Option<PathBuf>,
 }
@@ -42,6 +78,8 @@ pub enum TokenError {
     },
     #[error("API token is shorter than 16 characters")]
     TooShort,
+    #[error("unknown token scope `{0}` (known: submit, read, admin)")]
+    UnknownScope(String),
 }
 
 impl std::fmt::Debug for BearerTokens {
@@ -99,7 +137,7 @@ impl BearerTokens {
         Ok(changed)
     }
 
-    fn current(&self) -> Arc<Vec<[u8; 32]>> {
+    fn current(&self) -> Arc<Vec<([u8; 32], Scopes)>> {
         self.digests
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -107,11 +145,22 @@ impl BearerTokens {
     }
 
     pub fn accepts(&self, presented: &str) -> bool {
+        self.scopes_of(presented).is_some()
+    }
+
+    /// The scopes of `presented`, or `None` when it is not a known token.
+    pub fn scopes_of(&self, presented: &str) -> Option<Scopes> {
         let presented = digest(presented);
         // Check every digest so timing does not reveal which one matched.
         self.current()
             .iter()
-            .fold(false, |matched, known| matched | (*known == presented))
+            .fold(None, |matched, (known, scopes)| {
+                if *known == presented {
+                    Some(*scopes)
+                } else {
+                    matched
+                }
+            })
     }
 }
 
@@ -123,21 +172,26 @@ fn read_lines(path: &Path) -> Result<Vec<String>, TokenError> {
     Ok(text.lines().map(str::to_owned).collect())
 }
 
-fn digests_of<I, S>(tokens: I) -> Result<Vec<[u8; 32]>, TokenError>
+/// `TOKEN` or `TOKEN SCOPES` per entry, blank entries skipped.
+fn digests_of<I, S>(tokens: I) -> Result<Vec<([u8; 32], Scopes)>, TokenError>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
     let mut digests = Vec::new();
-    for token in tokens {
-        let token = token.as_ref().trim();
-        if token.is_empty() {
+    for entry in tokens {
+        let mut fields = entry.as_ref().split_whitespace();
+        let Some(token) = fields.next() else {
             continue;
-        }
+        };
+        let scopes = match fields.next() {
+            Some(list) => Scopes::parse(list)?,
+            None => Scopes::ALL,
+        };
         if token.len() < 16 {
             return Err(TokenError::TooShort);
         }
-        digests.push(digest(token));
+        digests.push((digest(token), scopes));
     }
     if digests.is_empty() {
         return Err(TokenError::Missing);
@@ -208,8 +262,7 @@ where
 {
     let token = lines
         .into_iter()
-        .map(|line| line.as_ref().trim().to_owned())
-        .find(|line| !line.is_empty())
+        .find_map(|line| line.as_ref().split_whitespace().next().map(str::to_owned))
         .ok_or(TokenError::Missing)?;
     if token.len() < 16 {
         return Err(TokenError::TooShort);
@@ -259,10 +312,16 @@ fn digest(token: &str) -> [u8; 32] {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     id: String,
+    scopes: Scopes,
 }
 
 impl Caller {
+    /// A caller with every scope.
     pub fn of_token(token: &str) -> Self {
+        Self::with_scopes(token, Scopes::ALL)
+    }
+
+    pub fn with_scopes(token: &str, scopes: Scopes) -> Self {
         let digest = Sha256::new()
             .chain_update(b"octollm-caller-v1:")
             .chain_update(token.as_bytes())
@@ -272,11 +331,15 @@ impl Caller {
         for byte in &digest[..8] {
             id.push_str(&format!("{byte:02x}"));
         }
-        Self { id }
+        Self { id, scopes }
     }
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    pub fn scopes(&self) -> Scopes {
+        self.scopes
     }
 }
 
@@ -300,8 +363,10 @@ pub(crate) async fn require_bearer(
                 "malformed",
                 "Authorization header must use the Bearer scheme",
             )),
-            Some(token) if auth.tokens.accepts(token.trim()) => Ok(Caller::of_token(token.trim())),
-            Some(_) => Err(("invalid", "bearer token is not valid")),
+            Some(token) => match auth.tokens.scopes_of(token.trim()) {
+                Some(scopes) => Ok(Caller::with_scopes(token.trim(), scopes)),
+                None => Err(("invalid", "bearer token is not valid")),
+            },
         },
     };
     match outcome {
@@ -399,6 +464,31 @@ mod tests {
         assert!(tokens.reload().unwrap());
         assert!(!tokens.accepts("old-token-0123456789"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn token_lines_carry_scopes() {
+        let tokens = BearerTokens::new([
+            "operator-token-0123456789",
+            "client-a-token-0123456789 submit,read",
+            "auditor-token-0123456789 read,admin",
+        ])
+        .unwrap();
+        let scopes = |t: &str| tokens.scopes_of(t);
+        assert_eq!(scopes("operator-token-0123456789"), Some(Scopes::ALL));
+        let client = scopes("client-a-token-0123456789").unwrap();
+        assert!(client.allows(Scopes::SUBMIT) && client.allows(Scopes::READ));
+        assert!(!client.allows(Scopes::ADMIN));
+        let auditor = scopes("auditor-token-0123456789").unwrap();
+        assert!(auditor.allows(Scopes::ADMIN) && !auditor.allows(Scopes::SUBMIT));
+        assert_eq!(scopes("client-a-token-0123456789 submit,read"), None);
+        assert!(matches!(
+            BearerTokens::new(["client-a-token-0123456789 submit,write"]),
+            Err(TokenError::UnknownScope(s)) if s == "write"
+        ));
+        // The token presented from such a file is the first field.
+        let outbound = OutboundToken::fixed("client-a-token-0123456789 submit").unwrap();
+        assert_eq!(&*outbound.get(), "client-a-token-0123456789");
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub mod service;
 pub mod telemetry;
 pub mod text;
 
-pub use auth::{BearerTokens, Caller, OutboundToken};
+pub use auth::{BearerTokens, Caller, OutboundToken, Scopes};
 pub use config::KitArgs;
 pub use health::{DependencyCheck, Readiness};
 pub use metrics::ServiceMetrics;

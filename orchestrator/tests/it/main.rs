@@ -11,5 +11,6 @@ mod harness;
 mod lifecycle;
 mod llm_failures;
 mod postgres_outage;
+mod scopes;
 mod screening;
 mod tracing_export;
