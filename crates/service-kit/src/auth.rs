@@ -55,6 +55,9 @@ impl Scopes {
     }
 }
 
+/// SHA-256 digests of the accepted tokens, each with its scopes.
+type TokenSet = Arc<Vec<([u8; 32], Scopes)>>;
+
 /// The set of accepted bearer tokens (several, so tokens can be rotated).
 /// Loaded from a file, it follows the file: [`BearerTokens::reload`] (run
 /// on SIGHUP and every few seconds by the kit) takes the new set, so a
@@ -62,7 +65,7 @@ impl Scopes {
 /// no restart.
 #[derive(Clone)]
 pub struct BearerTokens {
-    digests: Arc<RwLock<Arc<Vec<([u8; 32], Scopes)>>>>,
+    digests: Arc<RwLock<TokenSet>>,
     inline: Option<String>,
     file: Option<PathBuf>,
 }
@@ -137,7 +140,7 @@ impl BearerTokens {
         Ok(changed)
     }
 
-    fn current(&self) -> Arc<Vec<([u8; 32], Scopes)>> {
+    fn current(&self) -> TokenSet {
         self.digests
             .read()
             .unwrap_or_else(PoisonError::into_inner)
