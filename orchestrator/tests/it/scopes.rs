@@ -75,7 +75,7 @@ async fn clients_see_and_cancel_only_their_own_tasks() {
         .json()
         .await
         .unwrap();
-    assert_eq!(ids(listed), [a_id.clone()]);
+    assert_eq!(ids(listed), std::slice::from_ref(&a_id));
     let listed: Value = get(TOKEN, "/v1/tasks".into())
         .await
         .unwrap()
