@@ -86,6 +86,25 @@ impl StepError {
             Self::AcceptanceFailed(_) => "acceptance_failed",
         }
     }
+
+    /// The `'static` kind named `name` (as stored by [`StepError::kind`]),
+    /// or `step_failed` for a name this build does not know.
+    pub fn kind_named(name: &str) -> &'static str {
+        [
+            "llm_error",
+            "budget_exceeded",
+            "routing_error",
+            "step_rejected",
+            "invalid_plan",
+            "command_not_allowed",
+            "arm_protocol_error",
+            "unsafe_output",
+            "acceptance_failed",
+        ]
+        .into_iter()
+        .find(|kind| *kind == name)
+        .unwrap_or("step_failed")
+    }
 }
 
 pub trait StepExecutor: Send + Sync + 'static {

@@ -312,8 +312,24 @@ impl WorkerPool {
         mut done: Vec<StepRecord>,
         deadline: tokio::time::Instant,
     ) -> Result<Outcome, Abandoned> {
-        // A failed step (recorded just before a crash) is not "done".
-        done.retain(|s| s.status == "succeeded");
+        // A step that failed before a crash already decided the task: end it
+        // with that step's own error (re-running it would collide with its
+        // record), not as abandoned.
+        if let Some(step) = done.iter().find(|s| s.status == "failed") {
+            let kind = step
+                .output
+                .as_ref()
+                .and_then(|o| o["error_kind"].as_str())
+                .map_or("step_failed", StepError::kind_named);
+            return Ok(Outcome::Failed {
+                kind,
+                message: format!(
+                    "step `{}` failed: {}",
+                    step.name,
+                    step.error.as_deref().unwrap_or("no message recorded")
+                ),
+            });
+        }
         let mut meter = BudgetMeter::new(task.budget, task.usage);
         loop {
             let batch = match self.executor.next_steps(task, &done) {
@@ -373,7 +389,9 @@ impl WorkerPool {
                             name: spec.name.clone(),
                             capability: spec.capability.clone(),
                             status: "failed".into(),
-                            output: None,
+                            // Kept so a resume after a crash ends the task
+                            // with this kind.
+                            output: Some(serde_json::json!({ "error_kind": error.kind() })),
                             error: Some(error.to_string()),
                             usage: Default::default(),
                             arm: None,

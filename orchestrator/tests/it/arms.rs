@@ -504,6 +504,63 @@ async fn sigkill_mid_plan_resumes_at_the_next_unfinished_step() {
     assert!(!executor.calls().is_empty());
 }
 
+/// A step whose failure was recorded just before a crash (the task's
+/// terminal state was not): the resumed task ends with that step's own
+/// error, not re-run into its record and given up as `abandoned`.
+#[tokio::test]
+async fn a_step_failed_before_a_crash_ends_the_resumed_task_with_its_own_error() {
+    let pg = postgres().await;
+    let arms = ArmSet::all().await;
+    let executor = arms.get(ArmKind::Executor);
+    executor.set_mode(Mode::Slow(Duration::from_secs(4)));
+    let mut orch = start(&pg.url(), &arms, &["--task-lease", "2s"]).await;
+    let id = orch.submit(json!({"goal": "fail, then crash"})).await;
+    let started = Instant::now();
+    loop {
+        let task: Value = orch
+            .get(&format!("/v1/tasks/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let names: Vec<String> = steps(&task).into_iter().map(|s| s.0).collect();
+        if names == ["plan", "s1"] {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{task}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    orch.kill9();
+    // What the worker wrote for s2 (the executor's step) just before dying.
+    let (db, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let uuid = uuid::Uuid::parse_str(&id).unwrap();
+    db.execute(
+        "INSERT INTO task_steps (task_id, step_index, name, capability, status, output, error, started_at, finished_at)
+         VALUES ($1, 2, 's2', 'run_command', 'failed', '{\"error_kind\": \"command_not_allowed\"}',
+                 'command \"rm\" is not allowed', now(), now())",
+        &[&uuid],
+    )
+    .await
+    .unwrap();
+    executor.set_mode(Mode::Ok);
+    let executed = executor.calls().len();
+
+    orch.restart().await;
+    orch.wait_ready(Duration::from_secs(30)).await;
+    let task = orch.wait_terminal(&id, Duration::from_secs(30)).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert_eq!(task["error"]["kind"], "command_not_allowed", "{task}");
+    assert_eq!(
+        task["error"]["message"], "step `s2` failed: command \"rm\" is not allowed",
+        "{task}"
+    );
+    assert_eq!(task["attempts"], 2, "{task}");
+    assert_eq!(executor.calls().len(), executed, "s2 did not run again");
+}
+
 #[tokio::test]
 async fn guardian_blocks_unsafe_output_and_the_judge_is_not_asked() {
     let pg = postgres().await;
