@@ -219,7 +219,11 @@ pub fn env_file(root: &Path, name: &str) -> Result<Vec<(String, String)>> {
 }
 
 /// Secrets the services reference (created by the operator, never rendered).
+/// The users' API token(s): open the orchestrator's task API only.
 pub const API_TOKEN_SECRET: &str = "octollm-api-token";
+/// The orchestrator's service token: the only credential the reflex layer
+/// and the arms accept (as `secrets/service-token` locally).
+pub const SERVICE_TOKEN_SECRET: &str = "octollm-service-token";
 pub const CAPABILITY_KEY_SECRET: &str = "octollm-capability-key";
 pub const REFLEX_KEY_SECRET: &str = "octollm-reflex-key";
 pub const POSTGRES_SECRET: &str = "octollm-postgres";
@@ -304,7 +308,10 @@ pub fn service_objects(root: &Path, params: &Params, s: &Svc) -> Result<Vec<Obje
         mounts.push(mount(volume, &format!("{SECRETS_DIR}/{volume}"), true));
         config.insert(var.to_owned(), format!("{SECRETS_DIR}/{volume}/{key}"));
     };
-    if s.service_kit {
+    // As stack::launch wires it: the orchestrator accepts the users' token
+    // and presents its service token; the reflex layer and the arms accept
+    // only that service token.
+    if s.name == "orchestrator" {
         secret_file(
             "OCTOLLM_API_TOKEN_FILE",
             "api-token",
@@ -312,17 +319,28 @@ pub fn service_objects(root: &Path, params: &Params, s: &Svc) -> Result<Vec<Obje
             "token",
             &mut config,
         );
+        secret_file(
+            "REFLEX_TOKEN_FILE",
+            "service-token",
+            SERVICE_TOKEN_SECRET,
+            "token",
+            &mut config,
+        );
+        config.insert(
+            "OCTOLLM_ARM_TOKEN_FILE".to_owned(),
+            format!("{SECRETS_DIR}/service-token/token"),
+        );
+    } else if s.service_kit {
+        secret_file(
+            "OCTOLLM_API_TOKEN_FILE",
+            "service-token",
+            SERVICE_TOKEN_SECRET,
+            "token",
+            &mut config,
+        );
     }
     match s.name {
         "orchestrator" => {
-            config.insert(
-                "REFLEX_TOKEN_FILE".to_owned(),
-                format!("{SECRETS_DIR}/api-token/token"),
-            );
-            config.insert(
-                "OCTOLLM_ARM_TOKEN_FILE".to_owned(),
-                format!("{SECRETS_DIR}/api-token/token"),
-            );
             secret_file(
                 "OCTOLLM_CAPABILITY_KEY_FILE",
                 "capability-key",

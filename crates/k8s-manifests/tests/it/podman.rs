@@ -13,6 +13,7 @@ fn stack() -> PodmanStack {
         .collect();
     let secrets = [
         ("octollm-api-token", "token"),
+        ("octollm-service-token", "token"),
         ("octollm-api-token", "reflex-user-tiers"),
         ("octollm-capability-key", "key"),
         ("octollm-reflex-key", "key"),

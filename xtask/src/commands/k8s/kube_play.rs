@@ -24,7 +24,7 @@ use anyhow::{Context, Result, bail};
 use k8s_manifests::podman::{self, PodmanStack};
 use k8s_manifests::services::{
     API_TOKEN_SECRET, CAPABILITY_KEY_SECRET, LLM_SIM_SECRET, POSTGRES_SECRET, REDIS_SECRET,
-    REFLEX_KEY_SECRET,
+    REFLEX_KEY_SECRET, SERVICE_TOKEN_SECRET,
 };
 use k8s_manifests::{Object, to_yaml};
 use xshell::Shell;
@@ -88,6 +88,7 @@ fn prepare(dir: &Path) -> Result<PodmanStack> {
         secrets.insert((secret.to_owned(), key.to_owned()), value);
     };
     put(API_TOKEN_SECRET, "token", token.clone());
+    put(SERVICE_TOKEN_SECRET, "token", random_hex(32)?);
     put(
         API_TOKEN_SECRET,
         "reflex-user-tiers",

@@ -528,6 +528,74 @@ mod tests {
         assert!(local.len() >= 14, "{local:?}");
     }
 
+    /// Which token each service accepts and presents is the local stack's:
+    /// a token-file variable `stack::launch` points at the users' API token
+    /// reads the `octollm-api-token` Secret on Kubernetes, one it points at
+    /// the service token reads `octollm-service-token`.
+    #[test]
+    fn the_credentials_are_the_ones_the_local_stack_wires() {
+        use std::collections::BTreeSet;
+
+        use crate::stack::{Component, Stack, launch};
+
+        let dir = std::env::temp_dir().join(format!("octollm-k8s-tokens-{}", std::process::id()));
+        let stack = Stack::new(&dir, 0).unwrap();
+        launch::ensure_token(&stack).unwrap();
+        let users = stack.token_path();
+        let service = stack.service_token_path().unwrap();
+        let names: Vec<&str> = k8s_manifests::services::SERVICES
+            .iter()
+            .map(|s| s.name)
+            .collect();
+        let mut local = BTreeSet::new();
+        for &component in Component::ALL.iter().filter(|c| names.contains(&c.name())) {
+            let started = launch::launch(&stack, component, &launch::DEFAULT_TIMINGS).unwrap();
+            for (key, value) in started.command.get_envs() {
+                let value = std::path::PathBuf::from(value.unwrap_or_default());
+                let secret = if value == users {
+                    "octollm-api-token"
+                } else if value == service {
+                    "octollm-service-token"
+                } else {
+                    continue;
+                };
+                local.insert((
+                    component.name().to_owned(),
+                    key.to_string_lossy().into_owned(),
+                    secret,
+                ));
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        let objects = render(&project_root(), Overlay::Dev).unwrap();
+        let mut k8s = BTreeSet::new();
+        for o in &objects {
+            let Object::ConfigMap(c) = o else { continue };
+            let Some(service) = o.name().strip_suffix("-config") else {
+                continue;
+            };
+            for (key, value) in c.data.iter().flatten() {
+                for (dir, secret) in [
+                    ("/api-token/", "octollm-api-token"),
+                    ("/service-token/", "octollm-service-token"),
+                ] {
+                    if value.starts_with("/var/run/secrets/octollm") && value.contains(dir) {
+                        k8s.insert((service.to_owned(), key.clone(), secret));
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            k8s, local,
+            "the Kubernetes credentials differ from stack::launch's"
+        );
+        assert!(local.contains(&(
+            "planner-arm".to_owned(),
+            "OCTOLLM_API_TOKEN_FILE".to_owned(),
+            "octollm-service-token"
+        )));
+    }
+
     #[test]
     fn down_keeps_namespaces_unless_purged() {
         let objects = objects();
