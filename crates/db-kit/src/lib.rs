@@ -28,8 +28,13 @@ pub enum DbError {
     Pool(String),
 }
 
-/// The connection settings of `url`, with a 3 s connect timeout unless the
-/// URL sets one, and `application_name` (shown in `pg_stat_activity`).
+/// Longest statement a service runs: a stuck query gives its pool
+/// connection back instead of holding it from the workers forever.
+pub const STATEMENT_TIMEOUT: &str = "30s";
+
+/// The connection settings of `url`, with a 3 s connect timeout and a
+/// [`STATEMENT_TIMEOUT`] unless the URL sets them, and `application_name`
+/// (shown in `pg_stat_activity`).
 pub fn connect_config(
     url: &str,
     application_name: &str,
@@ -40,6 +45,9 @@ pub fn connect_config(
         config.connect_timeout(Duration::from_secs(3));
     }
     config.application_name(application_name);
+    if config.get_options().is_none() {
+        config.options(format!("-c statement_timeout={STATEMENT_TIMEOUT}"));
+    }
     Ok(config)
 }
 
@@ -124,6 +132,10 @@ impl Migrations {
     pub async fn apply(&self, pool: &Pool) -> Result<usize, String> {
         let mut client = pool.get().await.map_err(|e| e.to_string())?;
         let tx = client.transaction().await.map_err(|e| e.to_string())?;
+        // A migration may rewrite a large table: no statement timeout here.
+        tx.batch_execute("SET LOCAL statement_timeout = 0")
+            .await
+            .map_err(|e| e.to_string())?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.lock_key])
             .await
             .map_err(|e| e.to_string())?;
@@ -224,5 +236,22 @@ pub async fn export_pool_gauges(pool: Pool, gauge: IntGaugeVec, shutdown: Cancel
         gauge
             .with_label_values(&["max"])
             .set(i64::try_from(status.max_size).unwrap_or(0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_get_a_statement_timeout_unless_the_url_sets_options() {
+        let config = connect_config("postgres://app@127.0.0.1/app", "test").unwrap();
+        assert_eq!(config.get_options(), Some("-c statement_timeout=30s"));
+        let own = connect_config(
+            "postgres://app@127.0.0.1/app?options=-c%20statement_timeout%3D5s",
+            "test",
+        )
+        .unwrap();
+        assert_eq!(own.get_options(), Some("-c statement_timeout=5s"));
     }
 }

@@ -1,7 +1,10 @@
 //! Liveness, readiness and deep health.
 //!
 //! `/health` never touches dependencies. `/ready` runs every [`DependencyCheck`]
-//! and answers 503 with the reasons when a required one fails. `/health/deep`
+//! and answers 503 with the reasons when a required one fails; one run at a
+//! time, its verdict reused for [`READY_REUSE`], so a flood of probes costs
+//! the dependencies (a database pool the workers need) one check a second.
+//! `/health/deep`
 //! (behind auth) reports each dependency's status, latency and last error.
 
 use std::collections::BTreeMap;
@@ -17,6 +20,9 @@ use serde::Serialize;
 
 /// How long one dependency check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a `/ready` verdict is answered again without checking.
+pub const READY_REUSE: Duration = Duration::from_secs(1);
 
 /// One dependency a service needs, e.g. its database pool.
 pub trait DependencyCheck: Send + Sync + 'static {
@@ -34,7 +40,13 @@ pub trait DependencyCheck: Send + Sync + 'static {
 pub struct Readiness {
     checks: Arc<Vec<Box<dyn DependencyCheck>>>,
     last_errors: Arc<Mutex<BTreeMap<&'static str, LastError>>>,
+    /// The last `/ready` verdict and when it was reached; the async lock
+    /// makes concurrent probes wait for one check instead of each running it.
+    last_verdict: Arc<tokio::sync::Mutex<Option<(Instant, Verdict)>>>,
 }
+
+/// Not ready: each failing required dependency and why.
+type Verdict = Result<(), BTreeMap<&'static str, String>>;
 
 #[derive(Clone, Serialize)]
 struct LastError {
@@ -66,7 +78,32 @@ impl Readiness {
         Self {
             checks: Arc::new(checks),
             last_errors: Arc::default(),
+            last_verdict: Arc::default(),
         }
+    }
+
+    /// The readiness verdict, checked at most once per [`READY_REUSE`].
+    pub async fn verdict(&self) -> Verdict {
+        let mut last = self.last_verdict.lock().await;
+        if let Some((at, verdict)) = last.as_ref()
+            && at.elapsed() < READY_REUSE
+        {
+            return verdict.clone();
+        }
+        let not_ready: BTreeMap<_, _> = self
+            .report()
+            .await
+            .into_iter()
+            .filter(|(_, r)| r.status == DependencyStatus::Down)
+            .map(|(name, r)| (name, r.error.unwrap_or_default()))
+            .collect();
+        let verdict = if not_ready.is_empty() {
+            Ok(())
+        } else {
+            Err(not_ready)
+        };
+        *last = Some((Instant::now(), verdict.clone()));
+        verdict
     }
 
     /// Runs every check concurrently.
@@ -124,20 +161,13 @@ pub(crate) async fn health() -> Json<serde_json::Value> {
     responses((status = 200, description = "Every required dependency is usable."),
               (status = 503, description = "Not ready; `reasons` names each failing dependency.")))]
 pub(crate) async fn ready(State(readiness): State<Readiness>) -> Response {
-    let reports = readiness.report().await;
-    let not_ready: BTreeMap<_, _> = reports
-        .iter()
-        .filter(|(_, r)| r.status == DependencyStatus::Down)
-        .map(|(name, r)| (*name, r.error.clone().unwrap_or_default()))
-        .collect();
-    if not_ready.is_empty() {
-        Json(serde_json::json!({ "status": "ready" })).into_response()
-    } else {
-        (
+    match readiness.verdict().await {
+        Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(not_ready) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({ "status": "not_ready", "reasons": not_ready })),
         )
-            .into_response()
+            .into_response(),
     }
 }
 
@@ -157,4 +187,43 @@ pub(crate) async fn deep(State(readiness): State<Readiness>) -> Response {
         DependencyStatus::Up
     };
     Json(serde_json::json!({ "status": overall, "dependencies": reports })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    struct Counting(Arc<AtomicUsize>);
+
+    impl DependencyCheck for Counting {
+        fn name(&self) -> &'static str {
+            "counted"
+        }
+        fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+            Box::pin(async {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_ready_probes_checks_the_dependency_once() {
+        let checks = Arc::new(AtomicUsize::new(0));
+        let readiness = Readiness::new(vec![Box::new(Counting(checks.clone()))]);
+        let probes = (0..200).map(|_| readiness.verdict());
+        let verdicts = join_all(probes).await;
+        assert!(verdicts.iter().all(Result::is_ok));
+        assert_eq!(checks.load(Ordering::SeqCst), 1);
+        std::thread::sleep(READY_REUSE);
+        assert!(readiness.verdict().await.is_ok());
+        assert_eq!(
+            checks.load(Ordering::SeqCst),
+            2,
+            "a stale verdict is checked again"
+        );
+    }
 }
