@@ -9,12 +9,14 @@ use serde::Serialize;
 pub enum PiiKind {
     /// E-mail address.
     Email,
-    /// Phone number: E.164-style international (`+44 20 ...`), NANP, or a
-    /// national number next to a phone context word.
+    /// Phone number: E.164 (`+14155550132`) or spaced international
+    /// (`+44 20 ...`), NANP, or a national number next to a phone context
+    /// word; an extension (`ext. 12`, `x12`, `;ext=12`) is part of the span.
     Phone,
     /// US Social Security Number with valid area, group and serial.
     Ssn,
-    /// Payment card number (Luhn-valid, 13–19 digits).
+    /// Payment card number (Luhn-valid, 12–19 digits inside an issuer range
+    /// for that length: Visa, Mastercard, Amex, Diners, JCB, Maestro, Mir, ...).
     CreditCard,
     /// International Bank Account Number (ISO 13616 mod-97 valid).
     Iban,

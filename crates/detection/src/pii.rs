@@ -600,7 +600,7 @@ fn classify_groups(
     let mut i = 0;
     while i < g.len() {
         let used = try_ipv4(hay, g, i, emit)
-            .or_else(|| try_plus_phone(g, i, emit))
+            .or_else(|| try_plus_phone(hay, g, i, emit))
             .or_else(|| try_card(hay, g, i, recent, emit))
             .or_else(|| try_ssn(hay, g, i, recent, emit))
             .or_else(|| try_date(hay, g, i, recent, emit))
@@ -638,6 +638,7 @@ fn try_ipv4(
 }
 
 fn try_plus_phone(
+    hay: &[u8],
     g: &[Group],
     i: usize,
     emit: &mut impl FnMut(PiiKind, usize, usize, f32),
@@ -647,12 +648,109 @@ fn try_plus_phone(
     }
     let k = digit_run(g, i, &[Sep::Space, Sep::Dash, Sep::Dot, Sep::Paren], 8, 15)?;
     // The span starts at the '+' sign.
-    emit(PiiKind::Phone, g[i].s - 1, g[k].e, 0.92);
+    emit(PiiKind::Phone, g[i].s - 1, ext_end(hay, g, k), 0.92);
     Some(k - i + 1)
 }
 
+/// The end of a phone number whose digits end with group `k`, extended over
+/// an extension that follows the candidate: `ext. 123`, `extension 12`,
+/// `x1234`, `#12`, `;ext=123` (1–6 digits). Reads at most a few bytes.
+fn ext_end(hay: &[u8], g: &[Group], k: usize) -> usize {
+    let end = g[k].e;
+    if k + 1 != g.len() {
+        return end;
+    }
+    let mut i = end;
+    let mut spaces = 0;
+    while i < hay.len() && (hay[i] == b' ' || hay[i] == b',') && spaces < 2 {
+        i += 1;
+        spaces += 1;
+    }
+    let rest = &hay[i..];
+    let starts = |p: &[u8]| rest.len() >= p.len() && rest[..p.len()].eq_ignore_ascii_case(p);
+    let marker = [
+        &b";ext="[..],
+        b"extension",
+        b"ext.",
+        b"ext",
+        b"x.",
+        b"x",
+        b"#",
+    ]
+    .into_iter()
+    .find(|p| starts(p));
+    let Some(marker) = marker else {
+        return end;
+    };
+    // "x"/"#" must follow the number directly or after one space.
+    i += marker.len();
+    let mut gap = 0;
+    while i < hay.len() && matches!(hay[i], b' ' | b':' | b'.') && gap < 2 {
+        i += 1;
+        gap += 1;
+    }
+    let digits = hay[i..]
+        .iter()
+        .take(7)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let after = hay.get(i + digits);
+    if (1..=6).contains(&digits) && after.is_none_or(|b| !b.is_ascii_alphanumeric()) {
+        i + digits
+    } else {
+        end
+    }
+}
+
+/// Could this digit start a card number? (A cheap gate before Luhn.)
 fn iin_ok(first: u8) -> bool {
-    (b'2'..=b'6').contains(&first)
+    (b'1'..=b'6').contains(&first)
+}
+
+/// Whether the issuer ranges allow a card number of `len` digits whose
+/// first digits are `lead` (separators skipped, up to four digits, fewer
+/// only when the number is shorter). Visa 4: 13, 16, 19; Mastercard 51–55
+/// and 2221–2720: 16; Mir 2200–2204: 16–19; Amex 34/37: 15; Diners 300–305,
+/// 3095, 36, 38, 39: 14–19; JCB 3528–3589: 16–19 and 1800/2131: 15; Maestro
+/// 50 and 56–69 (which holds Discover, UnionPay, RuPay 60/65): 12–19.
+fn issuer_allows(lead: u32, len: usize) -> bool {
+    let two = lead / 100;
+    let three = lead / 10;
+    match two {
+        40..=49 => matches!(len, 13 | 16 | 19),
+        51..=55 => len == 16,
+        50 | 56..=69 => (12..=19).contains(&len),
+        34 | 37 => len == 15,
+        36 | 38 | 39 => (14..=19).contains(&len),
+        30 if three <= 305 || lead == 3095 => (14..=19).contains(&len),
+        35 if (3528..=3589).contains(&lead) => (16..=19).contains(&len),
+        18 if lead == 1800 => len == 15,
+        21 if lead == 2131 => len == 15,
+        22 if (2200..=2204).contains(&lead) => (16..=19).contains(&len),
+        22..=27 if (2221..=2720).contains(&lead) => len == 16,
+        _ => false,
+    }
+}
+
+/// The first four digits of `t` (separators skipped) and the digit count.
+fn card_lead(t: &[u8]) -> (u32, usize) {
+    let mut lead = 0u32;
+    let mut n = 0usize;
+    for &b in t {
+        if b.is_ascii_digit() {
+            if n < 4 {
+                lead = lead * 10 + u32::from(b - b'0');
+            }
+            n += 1;
+        }
+    }
+    (lead, n)
+}
+
+/// Luhn-valid and inside an issuer range for its length.
+fn card_ok(t: &[u8]) -> bool {
+    let (lead, len) = card_lead(t);
+    len >= 12 && issuer_allows(lead, len) && validate::luhn(t)
 }
 
 fn try_card(
@@ -671,10 +769,11 @@ fn try_card(
         }
     };
     let first = &g[i];
-    if (13..=19).contains(&first.len())
-        && iin_ok(hay[first.s])
-        && validate::luhn(&hay[first.s..first.e])
-    {
+    if (12..=19).contains(&first.len()) && iin_ok(hay[first.s]) && card_ok(&hay[first.s..first.e]) {
+        // A bare 12-digit run next to an account word is the account's.
+        if first.len() == 12 && !recent.near(Ctx::Card, at) && recent.near(Ctx::Account, at) {
+            return None;
+        }
         emit(PiiKind::CreditCard, first.s, first.e, conf(recent));
         return Some(1);
     }
@@ -695,7 +794,7 @@ fn try_card(
         if total > 19 {
             break;
         }
-        if total >= 13 && validate::luhn(&hay[first.s..x.e]) {
+        if total >= 12 && card_ok(&hay[first.s..x.e]) {
             best = Some(k);
         }
     }
@@ -823,7 +922,8 @@ fn try_nanp(
             } else {
                 g[i].s
             };
-            emit(PiiKind::Phone, start, q[2].e, if ctx { 0.95 } else { 0.85 });
+            let end = ext_end(hay, g, j + 2);
+            emit(PiiKind::Phone, start, end, if ctx { 0.95 } else { 0.85 });
             return Some(j - i + 3);
         }
     }

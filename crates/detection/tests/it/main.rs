@@ -2,4 +2,5 @@
 
 mod api;
 mod corpus_eval;
+mod pii_formats;
 mod props;
