@@ -48,6 +48,12 @@ pub struct Args {
     #[arg(long, env = "OCTOLLM_TASK_LEASE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub task_lease: Duration,
 
+    /// How long a finished task keeps its texts (goal, context, criteria,
+    /// result, step outputs); then they are blanked, keeping states, error
+    /// kinds, usage and times.
+    #[arg(long, env = "OCTOLLM_TEXT_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub text_retention: Duration,
+
     /// A task claimed this many times without finishing is failed, not retried.
     #[arg(long, env = "OCTOLLM_MAX_TASK_ATTEMPTS", default_value_t = 3)]
     pub max_task_attempts: i32,

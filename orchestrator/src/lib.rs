@@ -75,6 +75,11 @@ impl Orchestrator {
                 .clone()
                 .listen(db::connect_config(&args.database_url)?, shutdown.clone()),
         );
+        tokio::spawn(purge_expired_texts(
+            store.clone(),
+            args.text_retention,
+            shutdown.clone(),
+        ));
         tokio::spawn(watch_queue_depth(
             store.clone(),
             metrics.clone(),
@@ -182,6 +187,34 @@ async fn watch_queue_depth(
         if let Ok(queued) = store.queue_depth().await {
             depth.store(queued, Ordering::Relaxed);
             metrics.queue_depth.set(queued);
+        }
+    }
+}
+
+/// Blanks the texts of tasks finished longer than `retention` ago, in
+/// batches, checking every `min(retention / 2, 1 h)`.
+async fn purge_expired_texts(store: TaskStore, retention: Duration, shutdown: CancellationToken) {
+    let every = (retention / 2).clamp(Duration::from_millis(100), Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = shutdown.cancelled() => return,
+        }
+        let Ok(age) = chrono::Duration::from_std(retention) else {
+            continue;
+        };
+        loop {
+            match store.purge_texts(chrono::Utc::now() - age, 1000).await {
+                Ok(0) => break,
+                Ok(purged) => tracing::info!(
+                    purged,
+                    "blanked the texts of tasks past the retention period"
+                ),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot purge expired task texts; retrying later");
+                    break;
+                }
+            }
         }
     }
 }

@@ -153,6 +153,11 @@ impl ListCursor {
     }
 }
 
+/// The goal stored for a task rejected by screening.
+pub const WITHHELD: &str = "[withheld: rejected by screening]";
+/// What replaces a finished task's texts after the retention period.
+pub const PURGED: &str = "[purged after the retention period]";
+
 const TASK_COLUMNS: &str = "id, status, task_type, priority, goal, context, constraints, \
     acceptance_criteria, max_tokens, max_time_seconds, max_cost_usd, result, error_kind, error, \
     prompt_tokens, completion_tokens, cost_usd, simulated_llm_ms, attempts, cancel_requested, \
@@ -250,16 +255,32 @@ impl TaskStore {
         submitted_by: Option<&str>,
     ) -> Result<(Uuid, DateTime<Utc>), StoreError> {
         let id = Uuid::now_v7();
+        // A rejected task keeps the reason's categories, never the text that
+        // was rejected (it may hold an attack or personal data).
+        let (goal, context, constraints, criteria) = match rejection {
+            Some(_) => (
+                WITHHELD.to_owned(),
+                None,
+                Value::Array(vec![]),
+                Value::Array(vec![]),
+            ),
+            None => (
+                task.goal.clone(),
+                task.context.clone(),
+                serde_json::to_value(&task.constraints)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                serde_json::to_value(&task.acceptance_criteria)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            ),
+        };
         let row = NewTaskRow {
             id,
             task_type: task.task_type.as_str(),
             priority: task.priority.rank(),
-            goal: task.goal.clone(),
-            context: task.context.clone(),
-            constraints: serde_json::to_value(&task.constraints)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            criteria: serde_json::to_value(&task.acceptance_criteria)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            goal,
+            context,
+            constraints,
+            criteria,
             budget: task.budget,
             rejection: rejection.map(str::to_owned),
             submitted_by: submitted_by.map(str::to_owned),
@@ -268,6 +289,31 @@ impl TaskStore {
             .write("insert_task", |reply| Write::Insert { row, reply })
             .await?;
         Ok((id, created_at))
+    }
+
+    /// Blanks the texts (goal, context, constraints, criteria, result, step
+    /// outputs and errors) of tasks that finished before `cutoff`, at most
+    /// `batch` tasks; keeps states, kinds, usage and times. Returns how many.
+    pub async fn purge_texts(&self, cutoff: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {
+        let rows = self
+            .query(
+                "purge_texts",
+                "WITH expired AS (
+                     SELECT id FROM tasks
+                     WHERE finished_at < $1 AND goal <> $2
+                     ORDER BY finished_at LIMIT $3 FOR UPDATE SKIP LOCKED),
+                 steps AS (
+                     UPDATE task_steps s SET output = NULL, error = NULL
+                     FROM expired e WHERE s.task_id = e.id)
+                 UPDATE tasks t SET goal = $2, context = NULL, constraints = '[]',
+                     acceptance_criteria = '[]', result = NULL,
+                     error = CASE WHEN t.error IS NULL THEN NULL ELSE $2 END
+                 FROM expired e WHERE t.id = e.id
+                 RETURNING t.id",
+                &[&cutoff, &PURGED, &batch],
+            )
+            .await?;
+        Ok(rows.len() as u64)
     }
 
     /// A task and its steps, in one statement; `None` also when `viewer`

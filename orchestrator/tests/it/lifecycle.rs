@@ -219,3 +219,62 @@ async fn cancel_queued_and_running_tasks_and_backpressure() {
         .await;
     assert_eq!(response.status(), 409);
 }
+
+/// Finished tasks keep their texts for the retention period only; then
+/// goal, criteria, result and step outputs are blanked, and the state,
+/// usage and times stay.
+#[tokio::test]
+async fn texts_are_blanked_after_the_retention_period() {
+    let pg = postgres().await;
+    let llm = llm_sim().await;
+    let orch = Orchestrator::start_with_env(
+        &pg.url(),
+        &llm.base_url(),
+        &[],
+        &[("OCTOLLM_TEXT_RETENTION", "1s")],
+    )
+    .await;
+    orch.wait_ready(Duration::from_secs(30)).await;
+    let id = orch
+        .submit(json!({
+            "goal": "Write to jane.doe@example.com about the outage.",
+            "acceptance_criteria": ["is polite"]
+        }))
+        .await;
+    let task = orch.wait_terminal(&id, Duration::from_secs(30)).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert!(task["goal"].as_str().unwrap().contains("jane.doe"));
+    let started = std::time::Instant::now();
+    let purged = loop {
+        let task: Value = orch
+            .get(&format!("/v1/tasks/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if task["goal"] != "Write to jane.doe@example.com about the outage." {
+            break task;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never purged: {task}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        purged["goal"], "[purged after the retention period]",
+        "{purged}"
+    );
+    assert_eq!(purged["status"], "succeeded");
+    assert!(purged["result"].is_null(), "{purged}");
+    assert!(
+        purged["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["output"].is_null()),
+        "{purged}"
+    );
+    assert!(purged["usage"]["total_tokens"].as_i64().unwrap() > 0);
+    assert!(!purged.to_string().contains("jane.doe"), "{purged}");
+}

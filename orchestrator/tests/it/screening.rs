@@ -90,6 +90,9 @@ async fn blocked_input_is_rejected_with_categories_only() {
         !reason.contains("eve@example.com") && !reason.contains("Ignore all"),
         "reasons carry categories only: {reason}"
     );
+    // Nor is the rejected text itself kept.
+    assert_eq!(task["goal"], "[withheld: rejected by screening]", "{task}");
+    assert!(!task.to_string().contains("eve@example.com"), "{task}");
 
     let fine = orch
         .submit_goal("Summarise the causes of the 1929 crash.")
