@@ -27,6 +27,7 @@ use crate::util::{ExitStatus, project_root};
 Typical use:\n  \
 cargo xtask deploy              run the whole stack on this machine (state in .octollm/)\n  \
 cargo xtask status              is everything up? (exit code 1 if not)\n  \
+cargo xtask doctor              what is wrong and what to do (--pre before a deploy)\n  \
 cargo xtask logs orchestrator   a component's log (-f to follow)\n  \
 cargo xtask down                stop it (--purge deletes the data)\n  \
 cargo xtask alert-sim           fire, route and resolve every alert on a live stack\n  \
@@ -53,6 +54,8 @@ enum Command {
     Deploy(deploy::Deploy),
     /// Show each component of the local stack; exit non-zero when one is down.
     Status(status::Status),
+    /// What is wrong with the local stack and what to do: checks by category, √ ‼ ×, runbook links.
+    Doctor(doctor::Doctor),
     /// Stop the local stack (data kept unless --purge).
     Down(down::Down),
     /// Show (or follow) one component's log.
@@ -108,6 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(cmd) => cmd.run(&sh),
         Command::DrTest(cmd) => cmd.run(&sh),
         Command::Status(cmd) => cmd.run(&sh),
+        Command::Doctor(cmd) => cmd.run(&sh),
         Command::Down(cmd) => cmd.run(&sh),
         Command::Logs(cmd) => cmd.run(&sh),
         Command::Restart(cmd) => cmd.run(&sh),

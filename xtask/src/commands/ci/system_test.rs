@@ -48,6 +48,7 @@ pub fn run(sh: &Shell) -> Result<()> {
                 down.join(", ")
             );
         }
+        crate::commands::doctor::ci_check(stack)?;
         Ok(())
     })
 }
