@@ -79,7 +79,7 @@ pub fn component(
     ready: bool,
     deep: &Deep,
 ) -> Check {
-    let check = Check::new(Category::Components, component.name());
+    let check = Check::of(Category::Components, component.name());
     let name = component.name();
     let logs = next.xtask(&format!("logs {name}"));
     let restart = next.xtask(&format!("restart {name}"));
@@ -121,7 +121,7 @@ pub fn component(
 
 /// Active scrape targets and the jobs whose `up` is 0.
 pub fn targets(next: &Next, total: usize, down: &[String]) -> Check {
-    let check = Check::new(Category::Prometheus, "targets");
+    let check = Check::of(Category::Prometheus, "targets");
     if total == 0 {
         return check
             .fail("no scrape target has reported (up has no series)")
@@ -141,7 +141,7 @@ pub fn targets(next: &Next, total: usize, down: &[String]) -> Check {
 
 /// Rule groups with evaluation failures in the last 5 minutes.
 pub fn rule_failures(next: &Next, groups: &[(String, f64)]) -> Check {
-    let check = Check::new(Category::Prometheus, "rule-evaluation");
+    let check = Check::of(Category::Prometheus, "rule-evaluation");
     if groups.is_empty() {
         return check.ok("no rule evaluation failed in the last 5m");
     }
@@ -167,7 +167,7 @@ pub struct Firing {
 
 /// Firing alerts: a critical one fails, a warning warns, info is noted.
 pub fn firing_alerts(alerts: &[Firing]) -> Check {
-    let check = Check::new(Category::Prometheus, "firing-alerts");
+    let check = Check::of(Category::Prometheus, "firing-alerts");
     let named = |severity: &str| -> Vec<&Firing> {
         let mut found: Vec<&Firing> = alerts.iter().filter(|a| a.severity == severity).collect();
         found.sort_by(|a, b| a.name.cmp(&b.name));
@@ -218,7 +218,7 @@ fn runbook_in(url: &str) -> Option<report::Runbook> {
 
 /// Alertmanager's configuration: whether it answers, and its last reload.
 pub fn alertmanager_config(next: &Next, status: Result<(bool, Option<bool>), String>) -> Check {
-    let check = Check::new(Category::Alertmanager, "config");
+    let check = Check::of(Category::Alertmanager, "config");
     let logs = next.xtask("logs alertmanager");
     match status {
         Err(why) => check
@@ -239,7 +239,7 @@ pub fn alertmanager_config(next: &Next, status: Result<(bool, Option<bool>), Str
 
 /// Failed notifications per integration over the window.
 pub fn notifications(next: &Next, failed: Result<Vec<(String, f64)>, String>) -> Check {
-    let check = Check::new(Category::Alertmanager, "notifications");
+    let check = Check::of(Category::Alertmanager, "notifications");
     let logs = next.xtask("logs alertmanager");
     match failed {
         Err(why) => check
@@ -263,7 +263,7 @@ pub fn notifications(next: &Next, failed: Result<Vec<(String, f64)>, String>) ->
 
 /// Active silences: each may hide a page.
 pub fn silences(active: &[String]) -> Check {
-    let check = Check::new(Category::Alertmanager, "silences");
+    let check = Check::of(Category::Alertmanager, "silences");
     if active.is_empty() {
         return check.ok("no active silence");
     }
@@ -286,7 +286,7 @@ pub const FULL_STALE: u64 = 25 * 3600;
 
 /// The newest full backup's age.
 pub fn last_full(next: &Next, age_secs: Option<u64>) -> Check {
-    let check = Check::new(Category::Backups, "last-full");
+    let check = Check::of(Category::Backups, "last-full");
     let backup = next.xtask("backup --kind full --verify");
     match age_secs {
         None => check
@@ -307,7 +307,7 @@ pub fn last_full(next: &Next, age_secs: Option<u64>) -> Check {
 
 /// The last `pgbackrest verify` as pushed: its outcome and age.
 pub fn last_verify(next: &Next, success: Option<bool>, age_secs: Option<u64>) -> Check {
-    let check = Check::new(Category::Backups, "last-verify");
+    let check = Check::of(Category::Backups, "last-verify");
     let verify = next.xtask("backup --kind full --verify");
     match (success, age_secs) {
         (Some(false), a) => check
@@ -348,7 +348,7 @@ pub const ARCHIVE_STALE: u64 = 900;
 pub const ARCHIVE_SLOW: u64 = 120;
 
 pub fn wal_archiving(next: &Next, a: &Archiver) -> Check {
-    let check = Check::new(Category::Backups, "wal-archiving");
+    let check = Check::of(Category::Backups, "wal-archiving");
     let logs = next.xtask("logs postgres");
     let last = match (&a.last_archived_wal, a.last_archived_age) {
         (Some(wal), Some(s)) => format!("last archived {wal} {} ago", age(s)),
@@ -408,7 +408,7 @@ pub struct Slot {
 
 /// The WAL stream's slot: it must exist and have its receiver attached.
 pub fn wal_stream_slot(next: &Next, slot: Option<&Slot>) -> Check {
-    let check = Check::new(Category::Backups, "wal-stream-slot");
+    let check = Check::of(Category::Backups, "wal-stream-slot");
     let restart = next.xtask("restart wal-stream");
     match slot {
         None => check
@@ -430,7 +430,7 @@ pub fn wal_stream_slot(next: &Next, slot: Option<&Slot>) -> Check {
 /// Connections against max_connections: PostgresConnectionsHigh's 80%
 /// warns, 95% fails (new connections are about to be refused).
 pub fn connections(next: &Next, used: u64, max: u64) -> Check {
-    let check = Check::new(Category::Database, "connections");
+    let check = Check::of(Category::Database, "connections");
     let share = percent(used, max);
     let evidence = format!("{used} of max_connections {max} ({share:.0}%)");
     let status = match share {
@@ -461,7 +461,7 @@ pub struct Transaction {
 }
 
 pub fn transactions(oldest: Option<&Transaction>, oldest_idle: Option<&Transaction>) -> Check {
-    let check = Check::new(Category::Database, "transactions");
+    let check = Check::of(Category::Database, "transactions");
     let show = |t: &Transaction| {
         format!(
             "pid {} ({}) {} for {}",
@@ -506,7 +506,7 @@ pub fn transactions(oldest: Option<&Transaction>, oldest_idle: Option<&Transacti
 /// The tasks table's dead tuples, a cheap bloat estimate: over 20% dead
 /// (with more than 10,000 dead rows) warns, over 50% (100,000) fails.
 pub fn tasks_bloat(live: u64, dead: u64, size: u64, last_vacuum: &str) -> Check {
-    let check = Check::new(Category::Database, "tasks-bloat");
+    let check = Check::of(Category::Database, "tasks-bloat");
     let share = percent(dead, live + dead);
     let evidence = format!(
         "{dead} dead of {} rows ({share:.0}%), {}, last vacuum {last_vacuum}",
@@ -529,7 +529,7 @@ pub fn tasks_bloat(live: u64, dead: u64, size: u64, last_vacuum: &str) -> Check 
 pub const SLOT_WARN: u64 = 512 * MIB;
 
 pub fn slot_retention(next: &Next, slots: &[Slot]) -> Check {
-    let check = Check::new(Category::Database, "slot-retention");
+    let check = Check::of(Category::Database, "slot-retention");
     if slots.is_empty() {
         return check.ok("no replication slot");
     }
@@ -559,7 +559,7 @@ pub fn slot_retention(next: &Next, slots: &[Slot]) -> Check {
 /// 1 GiB (what `max_slot_wal_keep_size` lets the WAL stream's slot hold,
 /// before backups), fails.
 pub fn disk(category: Category, what: &str, path: &str, avail: u64, size: u64) -> Check {
-    let check = Check::new(category, format!("disk-{what}"));
+    let check = Check::of(category, format!("disk-{what}"));
     let free = percent(avail, size);
     let evidence = format!(
         "{} free of {} ({free:.1}%) at {path}",
@@ -583,7 +583,7 @@ pub type Usage = (Component, u64, u64);
 /// Open file descriptors against each component's soft limit:
 /// FileDescriptorsExhausted's 90% fails, 70% warns.
 pub fn file_descriptors(rows: &[Usage], unreadable: &[Component]) -> Check {
-    let check = Check::new(Category::Resources, "file-descriptors");
+    let check = Check::of(Category::Resources, "file-descriptors");
     if rows.is_empty() {
         return check.warn("no component's /proc/<pid>/fd readable");
     }
@@ -617,7 +617,7 @@ pub fn file_descriptors(rows: &[Usage], unreadable: &[Component]) -> Check {
 /// Resident memory per component against the host's: over 1 GiB warns
 /// (ServiceMemoryHigh), over half the host fails.
 pub fn memory(rows: &[Usage]) -> Check {
-    let check = Check::new(Category::Resources, "memory");
+    let check = Check::of(Category::Resources, "memory");
     if rows.is_empty() {
         return check.warn("no component's memory readable");
     }
@@ -654,7 +654,7 @@ pub fn memory(rows: &[Usage]) -> Check {
 // ---- prerequisites ----
 
 pub fn packages(missing: &[String], total: usize) -> Check {
-    let check = Check::new(Category::Prerequisites, "packages");
+    let check = Check::of(Category::Prerequisites, "packages");
     if missing.is_empty() {
         return check.ok(format!("{total} of {total} Debian packages installed"));
     }
@@ -677,7 +677,7 @@ pub enum Port {
 }
 
 pub fn ports(base: u16, rows: &[(Component, u16, Port)]) -> Check {
-    let check = Check::new(Category::Prerequisites, "ports");
+    let check = Check::of(Category::Prerequisites, "ports");
     let taken: Vec<String> = rows
         .iter()
         .filter_map(|(c, port, p)| match p {
@@ -708,7 +708,7 @@ pub fn ports(base: u16, rows: &[(Component, u16, Port)]) -> Check {
 /// Whether a deploy can do what it must as this user, and whether the
 /// stack's secrets are private.
 pub fn permissions(root: bool, writable: Result<(), String>, exposed: &[String]) -> Check {
-    let check = Check::new(Category::Prerequisites, "permissions");
+    let check = Check::of(Category::Prerequisites, "permissions");
     let mut problems = Vec::new();
     if let Err(why) = writable {
         problems.push(why);

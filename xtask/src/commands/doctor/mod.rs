@@ -146,7 +146,7 @@ pub fn diagnose(
                         probes::prerequisites(state_dir, stack, port_base, root)
                     }
                     (_, None) => vec![
-                        report::Check::new(category, "stack")
+                        report::Check::of(category, "stack")
                             .fail("no stack deployed in this state directory"),
                     ],
                     (Category::Components, Some(s)) => probes::components(s, next),
@@ -162,7 +162,7 @@ pub fn diagnose(
             .zip(categories)
             .flat_map(|(run, &category)| {
                 run.join().unwrap_or_else(|_| {
-                    vec![report::Check::new(category, "doctor").fail("the probe panicked")]
+                    vec![report::Check::of(category, "doctor").fail("the probe panicked")]
                 })
             })
             .collect()

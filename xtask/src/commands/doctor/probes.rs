@@ -121,7 +121,7 @@ pub fn components(stack: &Stack, next: &Next) -> Vec<Check> {
             .zip(Component::ALL)
             .map(|(probe, component)| {
                 probe.join().unwrap_or_else(|_| {
-                    Check::new(Category::Components, component.name()).fail("the probe panicked")
+                    Check::of(Category::Components, component.name()).fail("the probe panicked")
                 })
             })
             .collect()
@@ -164,7 +164,7 @@ pub fn prometheus(stack: &Stack, next: &Next) -> Vec<Check> {
         Ok(p) => p,
         Err(error) => {
             return vec![
-                Check::new(Category::Prometheus, "reachable")
+                Check::of(Category::Prometheus, "reachable")
                     .fail(first_line(&error))
                     .hint(
                         report::MONITORING,
@@ -188,7 +188,7 @@ pub fn prometheus(stack: &Stack, next: &Next) -> Vec<Check> {
             down.sort();
             classify::targets(next, up.len(), &down)
         }
-        Err(error) => Check::new(Category::Prometheus, "targets")
+        Err(error) => Check::of(Category::Prometheus, "targets")
             .fail(first_line(&error))
             .hint(report::MONITORING, next.xtask("logs prometheus")),
     });
@@ -196,7 +196,7 @@ pub fn prometheus(stack: &Stack, next: &Next) -> Vec<Check> {
         "sum by (rule_group) (increase(prometheus_rule_evaluation_failures_total[5m])) > 0";
     checks.push(match series(&prometheus, failures, "rule_group") {
         Ok(groups) => classify::rule_failures(next, &groups),
-        Err(error) => Check::new(Category::Prometheus, "rule-evaluation")
+        Err(error) => Check::of(Category::Prometheus, "rule-evaluation")
             .fail(first_line(&error))
             .hint(report::RULE_FAILURES, next.xtask("logs prometheus")),
     });
@@ -216,7 +216,7 @@ pub fn prometheus(stack: &Stack, next: &Next) -> Vec<Check> {
                 .collect();
             classify::firing_alerts(&firing)
         }
-        Err(error) => Check::new(Category::Prometheus, "firing-alerts")
+        Err(error) => Check::of(Category::Prometheus, "firing-alerts")
             .fail(first_line(&error))
             .hint(report::MONITORING, next.xtask("logs prometheus")),
     });
@@ -315,7 +315,7 @@ pub fn alertmanager(stack: &Stack, next: &Next) -> Vec<Check> {
                     .unwrap_or_default();
                 classify::silences(&active)
             }
-            Err(error) => Check::new(Category::Alertmanager, "silences")
+            Err(error) => Check::of(Category::Alertmanager, "silences")
                 .warn(format!("cannot list: {}", first_line(&error)))
                 .hint(report::MONITORING, next.xtask("logs alertmanager")),
         },
@@ -408,7 +408,7 @@ fn archiver(stack: &Stack) -> Result<Archiver> {
 }
 
 fn postgres_down(category: Category, error: &anyhow::Error, next: &Next) -> Check {
-    Check::new(category, "postgres")
+    Check::of(category, "postgres")
         .fail(format!("cannot query PostgreSQL: {}", first_line(error)))
         .hint(report::POSTGRES_DOWN, next.xtask("logs postgres"))
 }
@@ -431,7 +431,7 @@ pub fn backups(stack: &Stack, next: &Next) -> Vec<Check> {
     let mut checks = Vec::new();
     checks.push(match full_backup_age(stack) {
         Ok(age) => classify::last_full(next, age),
-        Err(error) => Check::new(Category::Backups, "last-full")
+        Err(error) => Check::of(Category::Backups, "last-full")
             .fail(format!("pgbackrest info: {}", first_line(&error)))
             .hint(report::BACKUP_TOO_OLD, next.xtask("logs postgres")),
     });
@@ -449,7 +449,7 @@ pub fn backups(stack: &Stack, next: &Next) -> Vec<Check> {
                     now().saturating_sub(t)
                 }),
             ),
-            Err(error) => Check::new(Category::Backups, "last-verify")
+            Err(error) => Check::of(Category::Backups, "last-verify")
                 .warn(format!("Pushgateway unreachable: {}", first_line(&error)))
                 .hint(
                     report::BACKUP_STATUS_MISSING,
@@ -517,7 +517,7 @@ fn database_checks(stack: &Stack, next: &Next) -> Result<Vec<Check>> {
          FROM pg_stat_user_tables WHERE relname = 'tasks'",
     )?;
     checks.push(match rows.first() {
-        None => Check::new(Category::Database, "tasks-bloat")
+        None => Check::of(Category::Database, "tasks-bloat")
             .fail("no table tasks in database octollm (migrations not applied?)")
             .hint(report::DATABASE, next.xtask("logs orchestrator")),
         Some(row) => {
@@ -593,7 +593,7 @@ pub fn disks(category: Category, places: &[(&str, PathBuf)]) -> Vec<Check> {
                 ));
             }
             Err(error) => checks.push(
-                Check::new(category, format!("disk-{what}"))
+                Check::of(category, format!("disk-{what}"))
                     .warn(format!("cannot read: {}", first_line(&error))),
             ),
         }
@@ -748,7 +748,7 @@ pub fn prerequisites(
     let packages = crate::stack::prerequisites::packages();
     checks.push(match missing_packages(&packages) {
         Ok(missing) => classify::packages(&missing, packages.len()),
-        Err(error) => Check::new(Category::Prerequisites, "packages")
+        Err(error) => Check::of(Category::Prerequisites, "packages")
             .fail(format!("cannot ask dpkg: {}", first_line(&error))),
     });
     let base = stack.map_or(port_base, |s| s.port_base);

@@ -159,7 +159,7 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn new(category: Category, name: impl Into<String>) -> CheckBuilder {
+    pub fn of(category: Category, name: impl Into<String>) -> CheckBuilder {
         CheckBuilder {
             category,
             name: name.into(),
@@ -176,7 +176,7 @@ impl Check {
     }
 }
 
-/// `Check::new(category, name).ok("…")`, `.warn(…)`, `.fail(…)`.
+/// `Check::of(category, name).ok("…")`, `.warn(…)`, `.fail(…)`.
 pub struct CheckBuilder {
     category: Category,
     name: String,
@@ -368,7 +368,7 @@ mod tests {
     use super::*;
 
     fn check(status: Status) -> Check {
-        Check::new(Category::Components, "orchestrator")
+        Check::of(Category::Components, "orchestrator")
             .status(status, "pid 1")
             .hint(SERVICE_DOWN, "cargo xtask restart orchestrator")
     }
@@ -420,7 +420,7 @@ mod tests {
         let report = Report {
             checks: vec![
                 check(Status::Ok),
-                Check::new(Category::Database, "connections").fail("190 of 200 (95%)"),
+                Check::of(Category::Database, "connections").fail("190 of 200 (95%)"),
                 check(Status::Fail),
             ],
             strict: false,
