@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use regex_automata::{Input, MatchKind, meta, util::syntax};
 
 use crate::injection_patterns::{ATTACKS, SIGNALS, Signal, expand, rot13_pattern};
+use crate::learned::Model;
 use crate::normalize::{map_range, normalize_into};
 use crate::validate::{base64_decode, hex_decode, mostly_text};
 use crate::{InjectionCategory, InjectionFinding, Severity};
@@ -114,12 +115,30 @@ impl InjectionEngine {
         })
     }
 
-    /// Appends findings (original-text offsets) to `out`.
-    pub(crate) fn scan(&self, text: &str, out: &mut Vec<InjectionFinding>) {
+    /// Appends findings (original-text offsets) to `out`; returns the learned
+    /// model's score of the same folded haystack when a model is given.
+    pub(crate) fn scan(
+        &self,
+        text: &str,
+        out: &mut Vec<InjectionFinding>,
+        model: Option<&Model>,
+    ) -> Option<f32> {
+        let run = |scratch: &mut Scratch, out: &mut Vec<InjectionFinding>| {
+            self.scan_with(text, 0, scratch, out);
+            // scan_with folded non-ASCII text into `norm` (nested decodes use
+            // their own scratch), so the model reads the rules' haystack.
+            model.map(|m| {
+                if text.is_ascii() {
+                    m.score(text.as_bytes())
+                } else {
+                    m.score(&scratch.norm)
+                }
+            })
+        };
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut scratch) => self.scan_with(text, 0, &mut scratch, out),
-            Err(_) => self.scan_with(text, 0, &mut Scratch::default(), out),
-        });
+            Ok(mut scratch) => run(&mut scratch, out),
+            Err(_) => run(&mut Scratch::default(), out),
+        })
     }
 
     fn scan_with(&self, text: &str, depth: u8, sc: &mut Scratch, out: &mut Vec<InjectionFinding>) {

@@ -191,11 +191,13 @@ pub enum InjectionCategory {
     DataExfiltration,
     /// Reading other users' data, memory or internal state.
     MemoryStateAccess,
+    /// No rule fired, but the learned stage scored the text as an attack.
+    LearnedJailbreak,
 }
 
 impl InjectionCategory {
     /// Every category, in declaration order.
-    pub const ALL: [InjectionCategory; 14] = [
+    pub const ALL: [InjectionCategory; 15] = [
         InjectionCategory::IgnorePrevious,
         InjectionCategory::NewInstruction,
         InjectionCategory::SystemRole,
@@ -210,6 +212,7 @@ impl InjectionCategory {
         InjectionCategory::TemplateInjection,
         InjectionCategory::DataExfiltration,
         InjectionCategory::MemoryStateAccess,
+        InjectionCategory::LearnedJailbreak,
     ];
 
     /// Stable snake_case name.
@@ -229,6 +232,7 @@ impl InjectionCategory {
             InjectionCategory::TemplateInjection => "template_injection",
             InjectionCategory::DataExfiltration => "data_exfiltration",
             InjectionCategory::MemoryStateAccess => "memory_state_access",
+            InjectionCategory::LearnedJailbreak => "learned_jailbreak",
         }
     }
 

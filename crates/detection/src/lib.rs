@@ -23,12 +23,14 @@
 mod injection;
 mod injection_patterns;
 mod kinds;
+pub mod learned;
 mod normalize;
 mod pii;
 mod redact;
 mod validate;
 
 pub mod corpus;
+pub mod eval;
 
 use std::fmt;
 
@@ -118,7 +120,15 @@ pub struct DetectorConfig {
     /// HMAC key for [`RedactMode::KeyedHash`], at least 16 bytes. `None`
     /// draws a random key, so hashes are stable only for this detector.
     pub hash_key: Option<Vec<u8>>,
+    /// The learned stage blocks a text the rules let through when its score
+    /// reaches this value (0.0–1.0), reporting `learned_jailbreak` with the
+    /// score as confidence. `None` turns the learned stage off.
+    pub learned_threshold: Option<f32>,
 }
+
+/// Default [`DetectorConfig::learned_threshold`], chosen on the dev split
+/// (see `crates/detection/eval/README.md`).
+pub const LEARNED_THRESHOLD: f32 = 0.5;
 
 impl Default for DetectorConfig {
     fn default() -> DetectorConfig {
@@ -128,6 +138,7 @@ impl Default for DetectorConfig {
             pii_min_confidence: 0.5,
             max_decode_depth: 2,
             hash_key: None,
+            learned_threshold: Some(LEARNED_THRESHOLD),
         }
     }
 }
@@ -140,6 +151,7 @@ impl fmt::Debug for DetectorConfig {
             .field("pii_min_confidence", &self.pii_min_confidence)
             .field("max_decode_depth", &self.max_decode_depth)
             .field("hash_key", &self.hash_key.as_ref().map(|_| "<redacted>"))
+            .field("learned_threshold", &self.learned_threshold)
             .finish()
     }
 }
@@ -168,6 +180,7 @@ pub enum ConfigError {
 pub struct Detector {
     pii: pii::PiiEngine,
     injection: injection::InjectionEngine,
+    learned: Option<(learned::Model, f32)>,
     block_min_severity: Severity,
     block_min_confidence: f32,
     pii_min_confidence: f32,
@@ -198,6 +211,11 @@ impl Detector {
                 field: "pii_min_confidence",
             });
         }
+        if config.learned_threshold.is_some_and(|t| !unit(t)) {
+            return Err(ConfigError::Confidence {
+                field: "learned_threshold",
+            });
+        }
         if config.max_decode_depth > 4 {
             return Err(ConfigError::DecodeDepth);
         }
@@ -214,6 +232,10 @@ impl Detector {
             pii: pii::PiiEngine::new().map_err(ConfigError::Pattern)?,
             injection: injection::InjectionEngine::new(config.max_decode_depth)
                 .map_err(ConfigError::Pattern)?,
+            learned: match config.learned_threshold {
+                Some(t) => Some((learned::Model::builtin().map_err(ConfigError::Pattern)?, t)),
+                None => None,
+            },
             block_min_severity: config.block_min_severity,
             block_min_confidence: config.block_min_confidence,
             pii_min_confidence: config.pii_min_confidence,
@@ -237,13 +259,33 @@ impl Detector {
             self.pii.scan(text, self.pii_min_confidence, &mut out.pii);
         }
         if checks.injection {
-            self.injection.scan(text, &mut out.injection);
+            let model = self.learned.as_ref().map(|(m, _)| m);
+            let score = self.injection.scan(text, &mut out.injection, model);
             if out.injection.iter().any(|f| {
                 f.severity >= self.block_min_severity && f.confidence >= self.block_min_confidence
             }) {
                 out.decision = Decision::Block;
+            } else if let (Some(score), Some((_, threshold))) = (score, &self.learned)
+                && score >= *threshold
+            {
+                // A learned-only hit: the whole text, with the model's score.
+                out.injection.push(InjectionFinding {
+                    category: InjectionCategory::LearnedJailbreak,
+                    severity: Severity::High,
+                    confidence: score,
+                    start: 0,
+                    end: text.len(),
+                });
+                out.decision = Decision::Block;
             }
         }
+    }
+
+    /// The learned stage's score of `text` (0.0–1.0), or `None` when it is
+    /// off. For evaluation; [`Detector::scan`] computes it in its own pass.
+    pub fn learned_score(&self, text: &str) -> Option<f32> {
+        let (model, _) = self.learned.as_ref()?;
+        Some(model.score(&learned::folded(text)))
     }
 
     /// Replaces each PII span of `findings` in `text` according to `mode`.

@@ -31,7 +31,7 @@ fn names_are_stable_snake_case() {
         );
         assert_eq!(InjectionCategory::from_name(c.as_str()), Some(c));
     }
-    assert_eq!(InjectionCategory::ALL.len(), 14);
+    assert_eq!(InjectionCategory::ALL.len(), 15);
     assert_eq!(Severity::Critical.as_str(), "critical");
     assert_eq!(Decision::Block.as_str(), "block");
 }

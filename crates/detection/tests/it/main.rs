@@ -2,5 +2,6 @@
 
 mod api;
 mod corpus_eval;
+mod learned_eval;
 mod pii_formats;
 mod props;
