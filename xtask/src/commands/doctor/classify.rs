@@ -338,8 +338,9 @@ pub struct Archiver {
     /// Whether the last failure is newer than the last success.
     pub failing: bool,
     pub failed_count: u64,
-    /// Completed segments not archived yet.
-    pub waiting: u64,
+    /// Completed segments not archived yet (None: the last archived file
+    /// names no segment, e.g. a timeline history file).
+    pub waiting: Option<u64>,
 }
 
 /// Seconds a completed segment may wait: WalArchiveTooOld's 15 minutes, and
@@ -354,9 +355,12 @@ pub fn wal_archiving(next: &Next, a: &Archiver) -> Check {
         (Some(wal), Some(s)) => format!("last archived {wal} {} ago", age(s)),
         _ => "nothing archived yet".to_owned(),
     };
+    let waiting = a
+        .waiting
+        .map_or("an unknown number of".to_owned(), |w| w.to_string());
     let evidence = format!(
-        "{last}, {} completed segment(s) waiting, {} failure(s) since reset",
-        a.waiting, a.failed_count
+        "{last}, {waiting} completed segment(s) waiting, {} failure(s) since reset",
+        a.failed_count
     );
     if a.failing {
         return check
@@ -364,7 +368,8 @@ pub fn wal_archiving(next: &Next, a: &Archiver) -> Check {
             .hint(report::WAL_ARCHIVING_FAILING, logs);
     }
     let waited = a.last_archived_age.unwrap_or(u64::MAX);
-    match (a.waiting, waited) {
+    // Unknown counts as waiting: the age decides.
+    match (a.waiting.unwrap_or(1), waited) {
         (0, _) => check.ok(evidence),
         (_, w) if w > ARCHIVE_STALE => check
             .fail(format!("archiving lags: {evidence}"))
@@ -376,10 +381,13 @@ pub fn wal_archiving(next: &Next, a: &Archiver) -> Check {
     }
 }
 
-/// The segment number of a WAL file name (`TTTTTTTTXXXXXXXXYYYYYYYY`) for
-/// segments of `segment_size` bytes.
+/// The segment number of a WAL file name (`TTTTTTTTXXXXXXXXYYYYYYYY`, or
+/// a file named after one: `….00000028.backup`, `….partial`) for segments
+/// of `segment_size` bytes.
 pub fn segment_number(wal: &str, segment_size: u64) -> Option<u64> {
-    if wal.len() != 24 || segment_size == 0 {
+    let wal = wal.get(..24)?;
+    let suffix_ok = wal.len() == 24 && segment_size > 0;
+    if !suffix_ok || !wal.chars().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
     let log = u64::from_str_radix(wal.get(8..16)?, 16).ok()?;
@@ -910,7 +918,7 @@ mod tests {
             last_archived_wal: Some("000000010000000000000010".into()),
             failing,
             failed_count: u64::from(failing),
-            waiting,
+            waiting: Some(waiting),
         };
         assert_eq!(
             wal_archiving(&n, &archiver(false, 0, 5000)).status,
@@ -927,6 +935,16 @@ mod tests {
         let lagging = wal_archiving(&n, &archiver(false, 2, ARCHIVE_STALE + 1));
         assert_eq!(lagging.status, Status::Fail);
         assert_eq!(lagging.runbook, Some(report::WAL_ARCHIVE_TOO_OLD));
+        let unknown = Archiver {
+            waiting: None,
+            ..archiver(false, 0, ARCHIVE_STALE + 1)
+        };
+        assert_eq!(wal_archiving(&n, &unknown).status, Status::Fail);
+        assert!(
+            wal_archiving(&n, &unknown)
+                .evidence
+                .contains("an unknown number of")
+        );
         let failing = wal_archiving(&n, &archiver(true, 0, 30));
         assert_eq!(failing.status, Status::Fail);
         assert_eq!(failing.runbook, Some(report::WAL_ARCHIVING_FAILING));
@@ -968,6 +986,12 @@ mod tests {
         assert_eq!(segment_number("000000010000000000000010", mb), Some(16));
         assert_eq!(segment_number("000000010000000100000000", mb), Some(4096));
         assert_eq!(segment_number("0000000100000001000000", mb), None);
+        // A backup history file names the segment the backup started in.
+        assert_eq!(
+            segment_number("00000001000000000000000E.00000028.backup", mb),
+            Some(14)
+        );
+        assert_eq!(segment_number("00000002.history", mb), None);
         assert_eq!(segment_number("00000001000000000000001G", mb), None);
         assert_eq!(
             segments_waiting("000000010000000000000FFF", "000000010000000100000002", mb),

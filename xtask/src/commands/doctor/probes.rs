@@ -60,9 +60,33 @@ fn serves_deep(component: Component) -> bool {
     ) || Component::ARMS.contains(&component)
 }
 
+/// The token file `component`'s protected endpoints accept: the alert
+/// sink's own (Alertmanager's webhooks present it), else the one clients
+/// of that component present.
+fn token_for(stack: &Stack, component: Component) -> Result<PathBuf> {
+    if component == Component::AlertSink {
+        Ok(stack.secret_path("alert-sink-token"))
+    } else {
+        stack.credential_for(component)
+    }
+}
+
+/// An HTTP error as its status and title when the body is a problem+json.
+fn problem_of(error: &anyhow::Error) -> String {
+    let text = format!("{error:#}");
+    let field = |name: &str| {
+        let at = text.find(&format!("\"{name}\":"))? + name.len() + 3;
+        let rest = text[at..].trim_start_matches('"');
+        Some(rest.split(['"', ',', '}']).next()?.to_owned())
+    };
+    match (field("status"), field("title")) {
+        (Some(status), Some(title)) => format!("HTTP {status} {title}"),
+        _ => first_line(error),
+    }
+}
+
 fn deep_health(stack: &Stack, component: Component) -> Deep {
-    let answer = stack
-        .credential_for(component)
+    let answer = token_for(stack, component)
         .and_then(|token| stack.bearer_header(&token))
         .and_then(|header| {
             get(
@@ -72,7 +96,7 @@ fn deep_health(stack: &Stack, component: Component) -> Deep {
         })
         .and_then(|body| serde_json::from_str::<Value>(&body).context("not JSON"));
     match answer {
-        Err(error) => Deep::Unreadable(first_line(&error)),
+        Err(error) => Deep::Unreadable(problem_of(&error)),
         Ok(json) => {
             let problems = json["dependencies"]
                 .as_object()
@@ -397,9 +421,9 @@ fn archiver(stack: &Stack) -> Result<Archiver> {
     Ok(Archiver {
         last_archived_age: u64::try_from(age).ok(),
         waiting: if last.is_empty() {
-            classify::segment_number(&current, segment).unwrap_or(0)
+            classify::segment_number(&current, segment)
         } else {
-            classify::segments_waiting(&last, &current, segment).unwrap_or(0)
+            classify::segments_waiting(&last, &current, segment)
         },
         last_archived_wal: (!last.is_empty()).then_some(last),
         failed_count: field(row, 2)?,
@@ -810,6 +834,16 @@ mod tests {
             Some(1.7e9)
         );
         assert_eq!(labelled_sample(text, "octollm_backup"), None);
+    }
+
+    #[test]
+    fn a_refused_token_reads_as_its_problem() {
+        let error = anyhow::anyhow!(
+            "curl http://127.0.0.1:28095/health/deep: {{\"type\":\"https://octollm.dev/problems/unauthorized\",\"title\":\"Unauthorized\",\"status\":401,\"detail\":\"bearer token is not valid\"}}curl: (22) The requested URL returned error: 401"
+        );
+        assert_eq!(problem_of(&error), "HTTP 401 Unauthorized");
+        let plain = anyhow::anyhow!("curl: (7) Failed to connect\nmore");
+        assert_eq!(problem_of(&plain), "curl: (7) Failed to connect");
     }
 
     #[test]
