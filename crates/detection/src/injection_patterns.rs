@@ -387,6 +387,135 @@ pub(crate) const ATTACKS: &[AttackRule] = &[
         0.9,
         r"\bdan\b[^.\n]{0,40}?\b(?:can|will|does|has) (?:do anything|no (?:restrictions|limits|rules|filters)|not (?:follow|abide))",
     ),
+    // ---- families of persona jailbreaks (each with corpus positives and
+    // negatives: quoting, discussing or teaching about them must not fire) --
+    // Persona override: a new assistant announced together with its freedom.
+    a(
+        C::RoleplayJailbreak,
+        S::High,
+        0.8,
+        r"\b(?:you are|you're|you will be|you'll be|act as|acting as|pretend to be|simulate|simulating|play the role of|take on the role of|the role of|respond as|answer as|embody|pose as)(?: now)?(?: going to be)? (?:(?:an?|the) )?(?:[\w,]+ ){0,4}?(?:ai|chatbot|chat bot|language model|assistant|bot|model|entity)\b[^.\n]{0,60}?\b(?:without (?:any )?(?:restrictions|limits|limitations|filters|rules|guidelines|ethics|morals|censorship)|free (?:of|from) (?:any |all )?(?:restrictions|limits|filters|rules|guidelines|ethics)|not (?:bound|restricted|limited|confined) by|no (?:restrictions|limits|filters|rules|guidelines|ethics|morals|censorship)|without (?:any )?(?:moral|ethical) (?:principles|guidelines|restrictions|boundaries)|never (?:refuses?|declines?)|(?:unfiltered|uncensored|amoral|unrestricted|unethical|immoral|unbound|unaligned|unchained|boundless|lawless|unhinged|uncontrolled|unlimited)|(?:can|will) (?:answer|do|say) (?:anything|everything))",
+    ),
+    a(
+        C::RoleplayJailbreak,
+        S::High,
+        0.8,
+        r"\b(?:is|are|be|as|become|becomes|simulate|play|playing|called|named \S+,?) (?:an?|the) (?:completely |totally |fully |entirely )?(?:unfiltered|uncensored|amoral|unrestricted|unethical|immoral|unbound|unaligned|unchained|boundless|lawless|unhinged|uncontrolled|unlimited)(?:(?: and|,| or)+ (?:completely |totally )?(?:(?:unfiltered|uncensored|amoral|unrestricted|unethical|immoral|unbound|unaligned|unchained|boundless|lawless|unhinged|uncontrolled|unlimited)|unsafe|toxic|offensive|evil|rude|dangerous))* (?:ai|a\.i\.|chatbot|chat bot|assistant|language model|llm|model|bot|entity|version of (?:yourself|chatgpt|you|gpt))\b",
+    ),
+    a(
+        C::RoleplayJailbreak,
+        S::High,
+        0.75,
+        r"\b(?:you are not|you're not|you are no longer|you're no longer|not|never|stop) (?:answering |responding |replying |acting )?(?:as )?(?:chatgpt|chat gpt|gpt-?\d?|claude|bard|gemini|an openai (?:model|assistant))\b[^.\n]{0,10}?(?:and|,|\.)? ?(?:absolutely |you )?(?:cannot|can't|must not|will not|won't) (?:answer|respond|reply|act) as (?:such|chatgpt|gpt|claude|an ai)",
+    ),
+    // Restriction removal, said of an AI or persona.
+    a(
+        C::SystemRole,
+        S::High,
+        0.8,
+        r"\b(?:you|ai|chatbot|assistant|model|bot|gpt|it|he|she|persona|character)\b(?: \w+){0,4}? (?:without|not (?:bound|restricted|limited|constrained|confined) by|free (?:of|from)|has no|have no|doesn't have|does not have|don't have|do not have|devoid of|disregards?|ignores?|unbound by|regardless of|never (?:restricted|bound) by|doesn't (?:follow|abide by|adhere to)|does not (?:follow|abide by|adhere to)|won't follow|will not follow|is not subject to|isn't subject to) (?:any |all |the |of )*(?:(?:and |or )?(?:ethical|moral|legal|social|safety|content|openai's|openai|usual|typical|societal)(?:,|/| or| and)? ){1,5}(?:guidelines|principles|restrictions|limitations|boundaries|constraints|filters|considerations|concerns|polic(?:y|ies)|rules|standards|implications|censorship|obligations)\b",
+    ),
+    a(
+        C::SystemRole,
+        S::High,
+        0.8,
+        r"\b(?:the )?(?:rules|guidelines|policies|restrictions|content polic(?:y|ies)) of (?:chatgpt|openai|gpt|claude|anthropic|your (?:creators|developers|programmers))(?: don't| do not| no longer| won't| will not)(?: apply| exist| matter| bind you)",
+    ),
+    a(
+        C::SystemRole,
+        S::High,
+        0.75,
+        r"\byou (?:have|has|will have|now have) no (?:restrictions|limitations|filters|guidelines|censorship|content policy|ethical (?:restrictions|guidelines|boundaries))\b",
+    ),
+    // Developer / jailbroken / opposite modes and the many DAN-style names.
+    a(
+        C::Dan,
+        S::High,
+        0.85,
+        r"\b(?:pretend to be in|be in|stay in|remain in|enter|switch to|go into|act in|activate|enable|simulate|you are in|you're in) (?:the )?[\x22']?(?:opposite|evil|chaos|anarchy|jailbreak|jailbroken|god|unfiltered|uncensored|dan|maximum|dude|stan|unhinged|evil confidant|developer|dev) mode\b",
+    ),
+    a(
+        C::Dan,
+        S::High,
+        0.75,
+        r"\b(?:anti|based|delta|live|chad|evil|dark|uncensored|unfiltered|better|hacker|chaos|omega|jailbreak|jailbroken|jail|un|free|opposite|maximum|rogue)[- ]?gpt\b",
+    ),
+    a(
+        C::Dan,
+        S::Critical,
+        0.9,
+        r"\b(?:stands for|is short for|which means) [\x22']?(?:do anything now|strive to avoid norms|always intelligent and machiavellian|do unlimited|uncensored)",
+    ),
+    // Refusal suppression.
+    a(
+        C::NewInstruction,
+        S::High,
+        0.8,
+        r"\b(?:never|must not|mustn't|will not|won't|shall not|cannot|can't|is not allowed to|are not allowed to|must never|will never|should never|shall never|would never|doesn't|does not) (?:ever )?(?:refuse|decline|deny|reject) (?:to (?:answer|respond|comply|do|help)|any|a|an|my|the|human|user'?s?)(?: \w+)? ?(?:requests?|questions?|prompts?|orders?|commands?|instructions?|anything|one|of them|me)?\b",
+    ),
+    a(
+        C::NewInstruction,
+        S::High,
+        0.8,
+        r"\b(?:never|not|don't|do not|won't|will not|must not|shall not) (?:ever )?(?:say|tell (?:me|\w+|the user)|respond|reply|mention|state|admit|claim|imply|inform)(?: that| with| to)? (?:it|you|he|she|they|i|\w+)? ?(?:can't|cannot|can not|is unable|are unable|am unable|isn't able|is not able|are not able|won't be able)\b",
+    ),
+    a(
+        C::NewInstruction,
+        S::High,
+        0.8,
+        r"\bnone of (?:\w+'s|\w+s'|your|his|her|their|the) (?:responses|answers|replies|outputs)(?: \w+){0,2}? (?:will|should|must|shall|may|can|are allowed to) (?:contain|include|have)\b",
+    ),
+    a(
+        C::NewInstruction,
+        S::High,
+        0.75,
+        r"\b(?:avoid|never|don't|do not) (?:acknowledging|mentioning|stating|admitting|acknowledge|mention|state|admit) (?:any |your |its )?(?:limitations|restrictions|that you (?:are|can't|cannot) )",
+    ),
+    // Dual responses: a normal answer and an unfiltered one.
+    a(
+        C::Dan,
+        S::High,
+        0.85,
+        r"\b(?:answer|respond|reply)(?: \w+){0,4}? (?:in|with) (?:two|2) (?:different |separate |distinct )*(?:ways|manners|styles|personalities|responses|answers)\b[^\n]{0,200}?\b(?:as yourself|normally|chatgpt|gpt|classic|standard)\b",
+    ),
+    a(
+        C::Dan,
+        S::High,
+        0.8,
+        r"\b(?:answer|respond|reply)(?: \w+){0,2}? normally(?: and)? then\b[^.\n]{0,60}?\b(?:as|what|include|in the voice of) \S+",
+    ),
+    // Fiction or hypothetical framing that pivots to the request.
+    a(
+        C::RoleplayJailbreak,
+        S::High,
+        0.8,
+        r"\b(?:hypothetical|fictional|imaginary|fictitious|made-up) (?:story|scenario|setting|world|language model|ai|being|entity)\b[^.\n]{0,60}?\b(?:you are to act as|act as|not bound|no (?:restrictions|rules|filters|limits|ethics|morals)|without (?:any )?(?:restrictions|rules|filters|limits|ethics|morals)|never refuses?|answers? anything|who absolutely hates)",
+    ),
+    a(
+        C::RoleplayJailbreak,
+        S::High,
+        0.8,
+        r"\bhypothetical response\b[^\n]{0,160}?\b(?:extremely detailed|exact and precise|step[- ]by[- ]step|perspective of th(?:at|e) character)",
+    ),
+    // Token smuggling and split payloads.
+    a(
+        C::EncodedInstruction,
+        S::High,
+        0.8,
+        r"\b(?:answer|respond to|follow|execute|do what|tell me|complete|obey|carry out)\b[^\n]{0,40}?\b(?:[a-z]\d? ?\+ ?[a-z]\d?(?: ?\+ ?[a-z]\d?)*\b|the (?:concatenat\w+|combined|joined|resulting|assembled) (?:string|text|instruction|prompt|request|question|sentence))",
+    ),
+    a(
+        C::EncodedInstruction,
+        S::High,
+        0.8,
+        r"\b(?:concatenate|combine|join|merge|put together|assemble) (?:the |these |all )?(?:strings|variables|parts|pieces|fragments|tokens|letters|words|halves)\b[^.\n]{0,80}?\b(?:and|then)\b[^.\n]{0,20}?\b(?:follow|execute|answer|respond to|obey|carry out|act on|comply with)\b",
+    ),
+    a(
+        C::EncodedInstruction,
+        S::High,
+        0.8,
+        r"\bi[ .\-_*]{1,2}g[ .\-_*]{1,2}n[ .\-_*]{1,2}o[ .\-_*]{1,2}r[ .\-_*]{1,2}e\b[^.\n]{0,40}?\b(?:instructions|rules|prompt|guidelines)",
+    ),
     // ---- delimiter injection ----------------------------------------------
     a(
         C::DelimiterInjection,

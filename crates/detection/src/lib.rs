@@ -128,7 +128,7 @@ pub struct DetectorConfig {
 
 /// Default [`DetectorConfig::learned_threshold`], chosen on the dev split
 /// (see `crates/detection/eval/README.md`).
-pub const LEARNED_THRESHOLD: f32 = 0.5;
+pub const LEARNED_THRESHOLD: f32 = 0.3;
 
 impl Default for DetectorConfig {
     fn default() -> DetectorConfig {

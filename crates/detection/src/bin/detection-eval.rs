@@ -2,7 +2,7 @@
 //! source, and checks the dev split against the committed floors.
 //!
 //! ```text
-//! detection-eval [--cache DIR] [--floors FILE] [--no-learned]
+//! detection-eval [--cache DIR] [--floors FILE] [--no-learned] [--misses SOURCE]
 //! detection-eval train [--cache DIR] [--out FILE]
 //! ```
 //!
@@ -23,6 +23,7 @@ struct Args {
     floors: PathBuf,
     out: PathBuf,
     learned: bool,
+    misses: Option<String>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -32,6 +33,7 @@ fn parse() -> Result<Args, String> {
         floors: eval::eval_dir().join("floors.json"),
         out: eval::eval_dir().join("../model/learned.bin"),
         learned: true,
+        misses: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -42,6 +44,7 @@ fn parse() -> Result<Args, String> {
             "--floors" => args.floors = PathBuf::from(value("--floors")?),
             "--out" => args.out = PathBuf::from(value("--out")?),
             "--no-learned" => args.learned = false,
+            "--misses" => args.misses = Some(value("--misses")?),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -78,6 +81,29 @@ fn run(args: &Args, out: &mut impl Write) -> Result<ExitCode, String> {
         ..DetectorConfig::default()
     })
     .map_err(|e| e.to_string())?;
+    if let Some(name) = &args.misses {
+        // The rows of one source that the detector gets wrong (public data).
+        let source = sources
+            .iter()
+            .find(|s| &s.name == name)
+            .ok_or(format!("no source {name}"))?;
+        let rows = source.rows.as_ref().map_err(Clone::clone)?;
+        let checks = detection::Checks::default();
+        for r in rows {
+            let blocked = detector.scan(&r.text, &checks).decision == detection::Decision::Block;
+            if blocked != r.attack {
+                let head: String = r.text.chars().take(300).collect();
+                writeln!(
+                    out,
+                    "{} {}",
+                    if r.attack { "MISS" } else { "FP" },
+                    head.replace('\n', " ")
+                )
+                .map_err(io)?;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = eval::evaluate(&detector, &sources);
     writeln!(out, "{report}").map_err(io)?;
     let failures = floors.failures(&report);
