@@ -75,6 +75,8 @@ enum Command {
     Monitoring(monitoring::Monitoring),
     /// Check the on-call runbooks (runbooks/) against the alert rules and this command line.
     Runbooks(runbooks::Runbooks),
+    /// Score the detection engine on public data split by source; exit 1 when the dev split crosses its floors.
+    DetectionEval(detection_eval::DetectionEval),
     /// Inject each alert's fault into a live stack: it must page the right receiver in time, and resolve.
     #[command(long_about = alert_sim::LONG_ABOUT)]
     AlertSim(alert_sim::AlertSim),
@@ -117,6 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restart(cmd) => cmd.run(&sh),
         Command::Monitoring(cmd) => cmd.run(&sh),
         Command::Runbooks(cmd) => cmd.run(&sh),
+        Command::DetectionEval(cmd) => cmd.run(&sh),
         Command::AlertSim(cmd) => cmd.run(&sh),
         Command::Prerequisites(cmd) => cmd.run(&sh),
         Command::Workflows(cmd) => cmd.run(&sh),

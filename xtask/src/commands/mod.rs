@@ -6,6 +6,7 @@ pub mod alert_sim;
 pub mod backup;
 pub mod ci;
 pub mod deploy;
+pub mod detection_eval;
 pub mod doctor;
 pub mod down;
 pub mod dr_test;

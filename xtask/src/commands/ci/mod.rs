@@ -12,7 +12,7 @@ mod arms_check;
 mod rotation_drill;
 mod system_test;
 
-use super::{alert_sim, dr_test, images, k8s, monitoring, runbooks, workflows};
+use super::{alert_sim, detection_eval, dr_test, images, k8s, monitoring, runbooks, workflows};
 use crate::say;
 use crate::stack::{container_engine, prerequisites};
 use crate::util::check_failed;
@@ -51,6 +51,9 @@ impl Ci {
             )
         })?;
         step("runbooks", &mut || runbooks::Runbooks {}.run(sh))?;
+        step("detection floors (committed dev split)", &mut || {
+            detection_eval::ci(sh)
+        })?;
         step(
             "workflows (actionlint, shellcheck, zizmor, pins, xtask args)",
             &mut || workflows::check(sh),
