@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
+use service_kit::text::required_text_schema;
 use service_kit::{ApiJson, FieldError, Problem};
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
@@ -42,18 +43,34 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[serde(deny_unknown_fields)]
 pub struct AddDocuments {
     /// 1–100 documents.
+    #[schema(min_items = 1, max_items = 100)]
     pub documents: Vec<Document>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Document {
-    /// 1–500 characters.
+    #[schema(schema_with = title_schema)]
     pub title: String,
-    /// 1–100,000 characters.
+    #[schema(schema_with = body_schema)]
     pub body: String,
-    /// Where it comes from (a URL, a file, a runbook), 1–2,048 characters.
+    #[schema(schema_with = source_schema)]
     pub source: String,
+}
+
+fn title_schema() -> utoipa::openapi::Object {
+    required_text_schema("1–500 characters, not blank, no NUL.", 500)
+}
+
+fn body_schema() -> utoipa::openapi::Object {
+    required_text_schema("1–100,000 characters, not blank, no NUL.", 100_000)
+}
+
+fn source_schema() -> utoipa::openapi::Object {
+    required_text_schema(
+        "Where it comes from (a URL, a file, a runbook): 1–2,048 characters, not blank, no NUL.",
+        2048,
+    )
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -192,6 +192,22 @@ pub fn app<A: Arm>(kit: &Kit, parts: ArmParts<A>) -> Result<Router, SetupError> 
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     openapi.info = doc.info.clone();
     doc.merge(openapi);
+    // The shared `ExecuteRequest` narrowed to what this arm takes (its own
+    // capabilities and input schema): the document then says exactly which
+    // requests succeed, and no schema-valid request is refused.
+    let capabilities = serde_json::json!(arm.kind().capabilities());
+    let input = arm.input_schema();
+    kit.refine_openapi(move |doc| {
+        let request = &mut doc["components"]["schemas"]["ExecuteRequest"]["properties"];
+        if request.is_object() {
+            request["capability"]["enum"] = capabilities.clone();
+            request["input"] = input.clone();
+            // What `ExecuteRequest` validation checks of the step id.
+            request["step_id"]["minLength"] = 1.into();
+            request["step_id"]["maxLength"] = routes::STEP_ID_MAX_CHARS.into();
+            request["step_id"]["pattern"] = service_kit::text::not_blank_pattern().into();
+        }
+    });
     let api = routes::router(arm, kit.registry())?.merge(routes);
     Ok(kit.app(kit.protect(api), readiness, doc))
 }

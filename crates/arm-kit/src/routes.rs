@@ -101,7 +101,7 @@ async fn capabilities<A: Arm>(State(state): State<Arc<ArmState<A>>>) -> ApiJson<
         (status = 403, body = service_kit::Problem, description = "Not allowed (e.g. the executor's capability token or allow-list); the detail says why."),
         (status = 413, body = service_kit::Problem, description = "Body too large."),
         (status = 415, body = service_kit::Problem, description = "Not JSON."),
-        (status = 422, body = service_kit::Problem, description = "A capability this arm does not serve, or an input that fails the arm's input schema; `errors` names each field."),
+        (status = 422, body = service_kit::Problem, description = "A capability this arm does not serve, an input that fails the arm's input schema, or a deadline already past; `errors` names each field."),
         (status = 502, body = service_kit::Problem, description = "An upstream (the LLM) failed or answered nonsense; retry or fail over."),
         (status = 503, body = service_kit::Problem, description = "A dependency of the arm is down; retry."),
         (status = 504, body = service_kit::Problem, description = "The deadline passed before the work finished.")))]
@@ -193,15 +193,18 @@ async fn run<A: Arm>(
         span.record("step_id", step_id.as_str());
     }
     errors.extend(state.input_schema.field_errors(&input, "input"));
-    if !errors.is_empty() {
-        return Err(ArmError::Invalid(errors));
-    }
+    // A deadline already past on arrival is the caller's mistake (422), not
+    // work the arm failed to finish (504).
     let left = (deadline - chrono::Utc::now())
         .to_std()
-        .map_err(|_| ArmError::DeadlineExceeded)?;
-    if left.is_zero() {
-        return Err(ArmError::DeadlineExceeded);
+        .ok()
+        .filter(|left| !left.is_zero());
+    if left.is_none() {
+        errors.push(FieldError::new("deadline", "has already passed"));
     }
+    let (Some(left), true) = (left, errors.is_empty()) else {
+        return Err(ArmError::Invalid(errors));
+    };
     let deadline = tokio::time::Instant::now() + left;
     let call = Call {
         task_id,

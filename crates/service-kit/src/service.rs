@@ -52,7 +52,11 @@ pub struct Kit {
     shutdown: CancellationToken,
     /// Credentials re-read on SIGHUP and every [`RELOAD_INTERVAL`].
     followed: Mutex<Vec<Arc<dyn Reload>>>,
+    /// Edits to the served OpenAPI document, as JSON ([`Kit::refine_openapi`]).
+    openapi_edits: Mutex<Vec<OpenApiEdit>>,
 }
+
+type OpenApiEdit = Box<dyn Fn(&mut serde_json::Value) + Send + Sync>;
 
 /// How often followed credential files are re-read without a SIGHUP.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
@@ -69,7 +73,18 @@ impl Kit {
             followed: Mutex::new(vec![Arc::new(("API tokens", tokens.clone()))]),
             tokens,
             shutdown: CancellationToken::new(),
+            openapi_edits: Mutex::default(),
         })
+    }
+
+    /// Edits the OpenAPI document [`Kit::app`] serves, as JSON: for what the
+    /// typed document cannot say (a shared schema narrowed by one service,
+    /// a JSON Schema held as data).
+    pub fn refine_openapi(&self, edit: impl Fn(&mut serde_json::Value) + Send + Sync + 'static) {
+        self.openapi_edits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Box::new(edit));
     }
 
     /// Re-reads `credential` on SIGHUP and every [`RELOAD_INTERVAL`] while
@@ -129,7 +144,16 @@ impl Kit {
     ) -> Router {
         openapi.merge(StandardEndpoints::openapi());
         crate::openapi::finish(&mut openapi);
-        let openapi = std::sync::Arc::new(openapi);
+        let mut document = serde_json::to_value(&openapi).unwrap_or_default();
+        for edit in self
+            .openapi_edits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            edit(&mut document);
+        }
+        let openapi = Arc::new(document);
         let deep = self.protect(
             Router::new()
                 .route("/health/deep", get(health::deep))

@@ -60,6 +60,18 @@ pub fn not_blank_no_nul_pattern() -> String {
     format!("^[^\\u0000]*[^\\u0000{}][^\\u0000]*$", class_body())
 }
 
+/// The schema of a required text field: 1–`max` characters, not blank, no
+/// NUL (what [`is_blank`] and [`has_nul`] check in the handler).
+pub fn required_text_schema(description: &str, max: usize) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(description))
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .pattern(Some(not_blank_no_nul_pattern()))
+        .build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use xshell::{Shell, cmd};
 
+mod api_fuzz;
 mod arms_check;
 mod rotation_drill;
 mod system_test;

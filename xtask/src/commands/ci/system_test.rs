@@ -1,7 +1,8 @@
 //! CI's system test: deploy on the system test's planned ports, smoke, every
 //! target up, tasks through the real arms and a guardian outage
 //! (`arms_check`), each credential opening only its own services and the
-//! runbook's credential rotations (`rotation_drill`), the
+//! runbook's credential rotations (`rotation_drill`), schemathesis against
+//! every service's OpenAPI document (`api_fuzz`), the
 //! load-test smoke profile with its report checked,
 //! then `promtool check metrics` clean on the services (with that traffic
 //! in them), then tear down.
@@ -9,7 +10,7 @@
 use anyhow::{Result, bail};
 use xshell::{Shell, cmd};
 
-use super::{arms_check, rotation_drill};
+use super::{api_fuzz, arms_check, rotation_drill};
 use crate::commands::load_test;
 use crate::commands::status::{down, statuses};
 use crate::stack::Component;
@@ -23,6 +24,7 @@ pub fn run(sh: &Shell) -> Result<()> {
         arms_check::run(stack)?;
         credentials_are_separate(stack)?;
         rotation_drill::run(stack)?;
+        api_fuzz::run(stack)?;
         load_test::ci_smoke(sh, stack)?;
         let services = [
             Component::Orchestrator,
