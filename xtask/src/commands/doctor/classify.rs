@@ -329,7 +329,7 @@ pub fn last_verify(next: &Next, success: Option<bool>, age_secs: Option<u64>) ->
     }
 }
 
-/// `pg_stat_archiver` and the WAL position, for the archiving check.
+/// `pg_stat_archiver` and `pg_wal/archive_status`, for the archiving check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Archiver {
     /// Seconds since the last successful archive (None: never).
@@ -338,9 +338,10 @@ pub struct Archiver {
     /// Whether the last failure is newer than the last success.
     pub failing: bool,
     pub failed_count: u64,
-    /// Completed segments not archived yet (None: the last archived file
-    /// names no segment, e.g. a timeline history file).
-    pub waiting: Option<u64>,
+    /// Completed files waiting for `archive_command` (`.ready`).
+    pub waiting: u64,
+    /// How long the oldest of them has waited, in seconds.
+    pub oldest_waiting: Option<u64>,
 }
 
 /// Seconds a completed segment may wait: WalArchiveTooOld's 15 minutes, and
@@ -355,11 +356,12 @@ pub fn wal_archiving(next: &Next, a: &Archiver) -> Check {
         (Some(wal), Some(s)) => format!("last archived {wal} {} ago", age(s)),
         _ => "nothing archived yet".to_owned(),
     };
-    let waiting = a
-        .waiting
-        .map_or("an unknown number of".to_owned(), |w| w.to_string());
+    let waiting = match a.oldest_waiting {
+        Some(w) if a.waiting > 0 => format!("{} waiting, the oldest for {}", a.waiting, age(w)),
+        _ => "none waiting".to_owned(),
+    };
     let evidence = format!(
-        "{last}, {waiting} completed segment(s) waiting, {} failure(s) since reset",
+        "{last}, {waiting}, {} failure(s) since reset",
         a.failed_count
     );
     if a.failing {
@@ -367,40 +369,15 @@ pub fn wal_archiving(next: &Next, a: &Archiver) -> Check {
             .fail(format!("archive_command failing: {evidence}"))
             .hint(report::WAL_ARCHIVING_FAILING, logs);
     }
-    let waited = a.last_archived_age.unwrap_or(u64::MAX);
-    // Unknown counts as waiting: the age decides.
-    match (a.waiting.unwrap_or(1), waited) {
-        (0, _) => check.ok(evidence),
-        (_, w) if w > ARCHIVE_STALE => check
+    match a.oldest_waiting.filter(|_| a.waiting > 0) {
+        Some(w) if w > ARCHIVE_STALE => check
             .fail(format!("archiving lags: {evidence}"))
             .hint(report::WAL_ARCHIVE_TOO_OLD, logs),
-        (_, w) if w > ARCHIVE_SLOW => check
+        Some(w) if w > ARCHIVE_SLOW => check
             .warn(format!("archiving slow: {evidence}"))
             .hint(report::WAL_ARCHIVE_TOO_OLD, logs),
         _ => check.ok(evidence),
     }
-}
-
-/// The segment number of a WAL file name (`TTTTTTTTXXXXXXXXYYYYYYYY`, or
-/// a file named after one: `….00000028.backup`, `….partial`) for segments
-/// of `segment_size` bytes.
-pub fn segment_number(wal: &str, segment_size: u64) -> Option<u64> {
-    let wal = wal.get(..24)?;
-    let suffix_ok = wal.len() == 24 && segment_size > 0;
-    if !suffix_ok || !wal.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    let log = u64::from_str_radix(wal.get(8..16)?, 16).ok()?;
-    let seg = u64::from_str_radix(wal.get(16..24)?, 16).ok()?;
-    Some(log * (0x1_0000_0000 / segment_size) + seg)
-}
-
-/// Completed segments between the last archived one and the one being
-/// written (which is not complete, so not counted).
-pub fn segments_waiting(last_archived: &str, current: &str, segment_size: u64) -> Option<u64> {
-    let last = segment_number(last_archived, segment_size)?;
-    let current = segment_number(current, segment_size)?;
-    Some(current.saturating_sub(last).saturating_sub(1))
 }
 
 /// A replication slot, from `pg_replication_slots`.
@@ -913,17 +890,17 @@ mod tests {
             Status::Warn
         );
 
-        let archiver = |failing, waiting, age| Archiver {
-            last_archived_age: Some(age),
+        let archiver = |failing, waiting, oldest| Archiver {
+            last_archived_age: Some(30),
             last_archived_wal: Some("000000010000000000000010".into()),
             failing,
             failed_count: u64::from(failing),
-            waiting: Some(waiting),
+            waiting,
+            oldest_waiting: Some(oldest),
         };
-        assert_eq!(
-            wal_archiving(&n, &archiver(false, 0, 5000)).status,
-            Status::Ok
-        );
+        let idle = wal_archiving(&n, &archiver(false, 0, 5000));
+        assert_eq!(idle.status, Status::Ok);
+        assert!(idle.evidence.contains("none waiting"), "{}", idle.evidence);
         assert_eq!(
             wal_archiving(&n, &archiver(false, 2, 30)).status,
             Status::Ok
@@ -934,17 +911,12 @@ mod tests {
         );
         let lagging = wal_archiving(&n, &archiver(false, 2, ARCHIVE_STALE + 1));
         assert_eq!(lagging.status, Status::Fail);
-        assert_eq!(lagging.runbook, Some(report::WAL_ARCHIVE_TOO_OLD));
-        let unknown = Archiver {
-            waiting: None,
-            ..archiver(false, 0, ARCHIVE_STALE + 1)
-        };
-        assert_eq!(wal_archiving(&n, &unknown).status, Status::Fail);
         assert!(
-            wal_archiving(&n, &unknown)
+            lagging
                 .evidence
-                .contains("an unknown number of")
+                .contains("2 waiting, the oldest for 15m01s")
         );
+        assert_eq!(lagging.runbook, Some(report::WAL_ARCHIVE_TOO_OLD));
         let failing = wal_archiving(&n, &archiver(true, 0, 30));
         assert_eq!(failing.status, Status::Fail);
         assert_eq!(failing.runbook, Some(report::WAL_ARCHIVING_FAILING));
@@ -976,36 +948,6 @@ mod tests {
         assert_eq!(
             slot_retention(&n, &[slot(true, "reserved", 0), slot(false, "lost", 0)]).status,
             Status::Fail
-        );
-    }
-
-    #[test]
-    fn wal_segments_are_counted_across_log_files() {
-        // 1 MB segments: 4096 per 4 GB log file.
-        let mb = MIB;
-        assert_eq!(segment_number("000000010000000000000010", mb), Some(16));
-        assert_eq!(segment_number("000000010000000100000000", mb), Some(4096));
-        assert_eq!(segment_number("0000000100000001000000", mb), None);
-        // A backup history file names the segment the backup started in.
-        assert_eq!(
-            segment_number("00000001000000000000000E.00000028.backup", mb),
-            Some(14)
-        );
-        assert_eq!(segment_number("00000002.history", mb), None);
-        assert_eq!(segment_number("00000001000000000000001G", mb), None);
-        assert_eq!(
-            segments_waiting("000000010000000000000FFF", "000000010000000100000002", mb),
-            Some(2)
-        );
-        // The segment being written is never counted.
-        assert_eq!(
-            segments_waiting("000000010000000000000010", "000000010000000000000011", mb),
-            Some(0)
-        );
-        // 16 MB segments: 256 per log file.
-        assert_eq!(
-            segment_number("0000000100000002000000FF", 16 * mb),
-            Some(2 * 256 + 255)
         );
     }
 

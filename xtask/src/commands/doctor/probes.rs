@@ -85,13 +85,21 @@ fn problem_of(error: &anyhow::Error) -> String {
     }
 }
 
-fn deep_health(stack: &Stack, component: Component) -> Deep {
-    let answer = token_for(stack, component)
-        .and_then(|token| stack.bearer_header(&token))
+/// `@FILE` of the bearer header for `component`'s protected endpoints.
+/// Written before the probes start: the header files are shared, and a
+/// probe must never read one while another rewrites it.
+fn header_for(stack: &Stack, component: Component) -> Result<String> {
+    stack.bearer_header(&token_for(stack, component)?)
+}
+
+fn deep_health(stack: &Stack, component: Component, header: &Result<String>) -> Deep {
+    let answer = header
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e:#}"))
         .and_then(|header| {
             get(
                 &format!("{}/health/deep", stack.url(component)),
-                &["-H", &header],
+                &["-H", header],
             )
         })
         .and_then(|body| serde_json::from_str::<Value>(&body).context("not JSON"));
@@ -128,11 +136,12 @@ pub fn components(stack: &Stack, next: &Next) -> Vec<Check> {
         let probes: Vec<_> = Component::ALL
             .iter()
             .map(|&component| {
+                let header = serves_deep(component).then(|| header_for(stack, component));
                 scope.spawn(move || {
                     let pid = stack.pid(component);
                     let ready = pid.is_some() && launch::is_ready(stack, component);
-                    let deep = if ready && serves_deep(component) {
-                        deep_health(stack, component)
+                    let deep = if let (true, Some(header)) = (ready, &header) {
+                        deep_health(stack, component, header)
                     } else {
                         Deep::NotServed
                     };
@@ -409,25 +418,20 @@ fn archiver(stack: &Stack) -> Result<Archiver> {
          coalesce(extract(epoch FROM now() - last_archived_time)::bigint, -1), \
          failed_count, \
          last_failed_time IS NOT NULL AND (last_archived_time IS NULL OR last_failed_time > last_archived_time), \
-         pg_walfile_name(pg_current_wal_lsn()), \
-         (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') \
+         (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'), \
+         (SELECT coalesce(extract(epoch FROM now() - min(modification))::bigint, -1) \
+            FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready') \
          FROM pg_stat_archiver",
     )?;
     let row = rows.first().context("pg_stat_archiver has no row")?;
     let last = row.first().cloned().unwrap_or_default();
-    let age: i64 = field(row, 1)?;
-    let current = row.get(4).cloned().unwrap_or_default();
-    let segment: u64 = field(row, 5)?;
     Ok(Archiver {
-        last_archived_age: u64::try_from(age).ok(),
-        waiting: if last.is_empty() {
-            classify::segment_number(&current, segment)
-        } else {
-            classify::segments_waiting(&last, &current, segment)
-        },
+        last_archived_age: u64::try_from(field::<i64>(row, 1)?).ok(),
         last_archived_wal: (!last.is_empty()).then_some(last),
         failed_count: field(row, 2)?,
         failing: row.get(3).is_some_and(|f| f == "t"),
+        waiting: field(row, 4)?,
+        oldest_waiting: u64::try_from(field::<i64>(row, 5)?).ok(),
     })
 }
 
