@@ -191,6 +191,37 @@ pub fn ci_check(stack: &Stack) -> Result<()> {
         summary["ok"],
         summary["warn"]
     );
+    // --strict fails exactly when something warned.
+    let warned = summary["warn"].as_u64().unwrap_or(0) > 0;
+    let (strict, _) = run_binary(stack, &["--strict"])?;
+    if strict != i32::from(warned) {
+        bail!(
+            "doctor --strict exited {strict} with {} warning(s)",
+            summary["warn"]
+        );
+    }
+    // --pre on a deployed stack: its ports are held by its own components.
+    let (code, json) = run_binary(stack, &["--pre"])?;
+    let ports = json["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == "ports")
+        .cloned()
+        .unwrap_or_default();
+    let listening = Component::ALL.iter().filter(|c| c.listens()).count();
+    let all_ours = format!(" 0 free, {listening} held by this stack");
+    if code != 0
+        || ports["status"] != "ok"
+        || !ports["evidence"]
+            .as_str()
+            .is_some_and(|e| e.ends_with(&all_ours))
+    {
+        bail!(
+            "doctor --pre on the deployed stack: exit {code}, ports: {ports}, failing: {}",
+            failing_checks(&json).join("; ")
+        );
+    }
 
     for (component, category, check, runbook) in [
         (

@@ -133,10 +133,15 @@ fn deep_health(stack: &Stack, component: Component, header: &Result<String>) -> 
 /// probed side by side.
 pub fn components(stack: &Stack, next: &Next) -> Vec<Check> {
     std::thread::scope(|scope| {
+        // Every header file is written before any probe reads one.
+        let headers: Vec<Option<Result<String>>> = Component::ALL
+            .iter()
+            .map(|&c| serves_deep(c).then(|| header_for(stack, c)))
+            .collect();
         let probes: Vec<_> = Component::ALL
             .iter()
-            .map(|&component| {
-                let header = serves_deep(component).then(|| header_for(stack, component));
+            .zip(headers)
+            .map(|(&component, header)| {
                 scope.spawn(move || {
                     let pid = stack.pid(component);
                     let ready = pid.is_some() && launch::is_ready(stack, component);
