@@ -1,5 +1,7 @@
 //! Scan throughput on mixed corpus text (PII, attacks, benign prompts) and on
-//! clean text, at 1 KB, 10 KB and 100 KB.
+//! clean text, at 1 KB, 10 KB and 100 KB, with the learned stage (`scan`)
+//! and without it (`scan_rules_only`); and the learned stage alone
+//! (`learned`), its cost per KB.
 //!
 //! `cargo bench -p detection -- --warm-up-time 1 --measurement-time 3`
 
@@ -62,5 +64,43 @@ fn bench_scan(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_scan);
+fn bench_rules_only(c: &mut Criterion) {
+    let Ok(detector) = Detector::new(DetectorConfig {
+        learned_threshold: None,
+        ..DetectorConfig::default()
+    }) else {
+        return;
+    };
+    let mut group = c.benchmark_group("scan_rules_only");
+    for (name, text) in inputs(&detector) {
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        let mut scan = Scan::default();
+        group.bench_with_input(BenchmarkId::from_parameter(&name), &text, |b, text| {
+            b.iter(|| {
+                detector.scan_into(std::hint::black_box(text), &Checks::default(), &mut scan);
+                scan.pii.len() + scan.injection.len()
+            });
+        });
+    }
+    group.finish();
+}
+
+fn bench_learned(c: &mut Criterion) {
+    let (Ok(detector), Ok(model)) = (
+        Detector::new(DetectorConfig::default()),
+        detection::learned::Model::builtin(),
+    ) else {
+        return;
+    };
+    let mut group = c.benchmark_group("learned");
+    for (name, text) in inputs(&detector) {
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(&name), &text, |b, text| {
+            b.iter(|| model.score(std::hint::black_box(text.as_bytes())));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_scan, bench_rules_only, bench_learned);
 criterion_main!(benches);
