@@ -172,7 +172,9 @@ pub fn diagnose(
 
 /// Doctor as CI's system test runs it (`ci::system_test`), through this
 /// very binary so the exit code and the JSON are the real ones: a healthy
-/// stack has no failure (exit 0); with the judge arm stopped, its component
+/// stack has no failure (exit 0), `--strict` exits 1 exactly when something
+/// warned, `--pre` finds every port held by the stack's own component; with
+/// the judge arm stopped, its component
 /// check fails naming ServiceDown's runbook (exit 1); with Alertmanager
 /// stopped, its config check fails naming its runbook (exit 1). Both are
 /// restarted the way `cargo xtask restart` does, and doctor is healthy again.
