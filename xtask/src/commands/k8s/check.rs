@@ -8,8 +8,10 @@
 //!    file and dashboard present);
 //! 3. kubernetes-validate `--strict` against Kubernetes 1.33 (the
 //!    k8s-openapi feature the types come from): 0 errors. It has no
-//!    schemas for custom resources; those are typed structs in
-//!    `k8s_manifests::crd`;
+//!    schemas for custom resources: those are validated, strictly (no
+//!    undeclared field), against the `openAPIV3Schema` of their CRDs,
+//!    committed in `crates/k8s-manifests/crds` (`validate_crs.py`), after
+//!    a negative control shows a broken resource is caught;
 //! 4. checkov (`--framework kubernetes`, offline): 0 failed checks; every
 //!    skip is an annotation on its resource, with the reason.
 //!
@@ -39,6 +41,7 @@ pub fn run() -> Result<()> {
     let validate = pip_tool(VENV, REQUIREMENTS, "kubernetes-validate")?;
     let checkov = pip_tool(VENV, REQUIREMENTS, "checkov")?;
     let kustomize = kustomize_available()?;
+    crd_check_catches_a_broken_resource(&validate, &root.join("target/k8s-check/negative"))?;
     let work = root.join("target/k8s-check");
     let mut problems = Vec::new();
     for overlay in Overlay::OVERLAYS {
@@ -83,6 +86,8 @@ pub fn run() -> Result<()> {
                 .into_iter()
                 .map(|p| format!("{name}: {p}")),
         );
+        let (checked, cr_problems) = crs_against_crds(&validate, &dir)?;
+        problems.extend(cr_problems.into_iter().map(|p| format!("{name}: {p}")));
         let (summary, failures) = checkov_scan(&checkov, &dir)?;
         problems.extend(
             failures
@@ -91,7 +96,7 @@ pub fn run() -> Result<()> {
         );
         let kinds = kinds(&objects);
         say!(
-            "{name}: {} objects ({kinds}); kubernetes-validate {KUBERNETES_VERSION} strict: ok; checkov: {summary}",
+            "{name}: {} objects ({kinds}); kubernetes-validate {KUBERNETES_VERSION} strict: ok; {checked} custom resources valid against their CRDs; checkov: {summary}",
             objects.len()
         );
     }
@@ -279,6 +284,68 @@ fn kubernetes_validate(program: &Path, dir: &Path) -> Result<Vec<String>> {
             String::from_utf8_lossy(&output.stderr)
         ),
     }
+}
+
+/// The validator of custom resources against their CRDs, run with the
+/// venv's Python (jsonschema and PyYAML come with kubernetes-validate).
+const VALIDATE_CRS: &str = include_str!("validate_crs.py");
+
+/// Validates every custom resource in `dir` against its CRD; how many were
+/// checked, and the problems.
+fn crs_against_crds(program: &Path, dir: &Path) -> Result<(usize, Vec<String>)> {
+    let python = program.with_file_name("python");
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    files.sort();
+    let output = Command::new(&python)
+        .arg("-c")
+        .arg(VALIDATE_CRS)
+        .arg(project_root().join("crates/k8s-manifests/crds"))
+        .args(&files)
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let checked = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("checked ")?
+                .strip_suffix(" custom resources")
+        })
+        .and_then(|n| n.parse().ok());
+    match (output.status.success(), checked) {
+        (true, Some(checked)) => Ok((
+            checked,
+            text.lines()
+                .filter(|l| !l.starts_with("checked "))
+                .map(|l| format!("CR against its CRD: {l}"))
+                .collect(),
+        )),
+        _ => bail!(
+            "validating custom resources against their CRDs failed: {}{text}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    }
+}
+
+/// Negative control: a ServiceMonitor with an undeclared field and a
+/// wrongly typed one must be reported, or the CRD check proves nothing.
+fn crd_check_catches_a_broken_resource(program: &Path, dir: &Path) -> Result<()> {
+    let broken = "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\n\
+metadata: {name: broken}\nspec:\n  selector: {}\n  endpointz: []\n  \
+endpoints: [{port: web, interval: 30}]\n";
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("broken.yaml"), broken)?;
+    let (checked, problems) = crs_against_crds(program, dir)?;
+    let caught = |what: &str| problems.iter().any(|p| p.contains(what));
+    if checked != 1 || !caught("endpointz") || !caught("endpoints/0/interval") {
+        bail!(
+            "the CRD check missed a broken ServiceMonitor (undeclared `endpointz`, integer `interval`): {problems:?}"
+        );
+    }
+    Ok(())
 }
 
 /// checkov's summary line and its failures.
