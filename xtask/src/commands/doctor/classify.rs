@@ -540,7 +540,7 @@ pub fn slot_retention(next: &Next, slots: &[Slot]) -> Check {
 
 // ---- resources ----
 
-/// Free space: under HostDiskSpaceLow's 15% warns; under 2%, or under
+/// Free space: under HostDiskSpaceLow's 15% warns; under 1%, or under
 /// 1 GiB (what `max_slot_wal_keep_size` lets the WAL stream's slot hold,
 /// before backups), fails.
 pub fn disk(category: Category, what: &str, path: &str, avail: u64, size: u64) -> Check {
@@ -552,7 +552,7 @@ pub fn disk(category: Category, what: &str, path: &str, avail: u64, size: u64) -
         bytes(size)
     );
     let status = match free {
-        f if f < 2.0 || avail < GIB => Status::Fail,
+        f if f < 1.0 || avail < GIB => Status::Fail,
         f if f < 15.0 => Status::Warn,
         _ => Status::Ok,
     };
@@ -1012,9 +1012,9 @@ mod tests {
         let disk_at = |avail, size| disk(Category::Resources, "state", "/tmp", avail, size).status;
         assert_eq!(disk_at(50 * GIB, 100 * GIB), Status::Ok);
         assert_eq!(disk_at(10 * GIB, 100 * GIB), Status::Warn);
-        // 5% of a large disk is still room; 1% is not.
-        assert_eq!(disk_at(12 * GIB, 252 * GIB), Status::Warn);
-        assert_eq!(disk_at(GIB, 100 * GIB), Status::Fail);
+        // 2% of a large disk is still room; under 1% is not.
+        assert_eq!(disk_at(5 * GIB, 252 * GIB), Status::Warn);
+        assert_eq!(disk_at(2 * GIB, 252 * GIB), Status::Fail);
         // Under 1 GiB fails on any disk.
         assert_eq!(disk_at(GIB / 2, 4 * GIB), Status::Fail);
 
