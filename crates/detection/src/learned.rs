@@ -146,13 +146,24 @@ impl Model {
         out
     }
 
-    /// Attack probability of a (folded) text, 0.0–1.0. Allocates nothing.
+    /// Attack probability of a (folded) text, 0.0–1.0. Allocates nothing
+    /// on the heap (a 32 KB bitset on the stack marks the features seen).
+    ///
+    /// Each distinct feature counts once, scaled by 1/sqrt(distinct), as in
+    /// training: a text and the same text repeated score alike, so a long
+    /// document that repeats benign phrases cannot pile up weight until it
+    /// saturates.
     pub fn score(&self, hay: &[u8]) -> f32 {
+        let mut seen = [0u64; BUCKETS / 64];
         let mut sum = 0.0f32;
         let mut n = 0u32;
         features(hay, |h| {
-            sum += self.weights[h as usize];
-            n += 1;
+            let (word, bit) = (h as usize / 64, 1u64 << (h % 64));
+            if seen[word] & bit == 0 {
+                seen[word] |= bit;
+                sum += self.weights[h as usize];
+                n += 1;
+            }
         });
         if n == 0 {
             return sigmoid(self.bias);
@@ -207,16 +218,9 @@ fn row_features(hay: &[u8]) -> Vec<(u32, f32)> {
     let mut hs = Vec::new();
     features(hay, |h| hs.push(h));
     hs.sort_unstable();
-    let n = hs.len().max(1) as f32;
-    let norm = 1.0 / n.sqrt();
-    let mut out: Vec<(u32, f32)> = Vec::new();
-    for h in hs {
-        match out.last_mut() {
-            Some(last) if last.0 == h => last.1 += norm,
-            _ => out.push((h, norm)),
-        }
-    }
-    out
+    hs.dedup();
+    let norm = 1.0 / (hs.len().max(1) as f32).sqrt();
+    hs.into_iter().map(|h| (h, norm)).collect()
 }
 
 /// Trains a model on `(text, is_attack)` rows with stochastic gradient
@@ -271,6 +275,24 @@ pub fn train(rows: &[(String, bool)], cfg: &TrainConfig) -> Model {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_repetitive_benign_text_scores_like_a_short_one() {
+        let model = Model::builtin().unwrap();
+        for phrase in [
+            "The quarterly report covers revenue, costs and the outlook for next year. ",
+            "a ",
+            "g ",
+        ] {
+            let short = folded(&phrase.repeat(4));
+            let long = folded(&phrase.repeat(32_768 / phrase.len()));
+            let (short, long) = (model.score(&short), model.score(&long));
+            assert!(
+                long < 0.3,
+                "{phrase:?} x many scores {long} (short: {short})"
+            );
+        }
+    }
 
     #[test]
     fn features_are_stable_and_cover_words_bigrams_and_chars() {
