@@ -456,6 +456,27 @@ async fn a_hanging_arm_ends_in_timeout_at_the_task_budget() {
     );
 }
 
+/// Waits (10 s at most) until exactly the steps `names` of task `id` are
+/// persisted, failing if more are.
+async fn until_persisted(orch: &Orchestrator, id: &str, names: &[&str]) {
+    let started = Instant::now();
+    loop {
+        let task: Value = orch
+            .get(&format!("/v1/tasks/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let persisted: Vec<String> = steps(&task).into_iter().map(|s| s.0).collect();
+        if persisted == names {
+            return;
+        }
+        assert!(persisted.len() <= names.len(), "{task}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{task}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn sigkill_mid_plan_resumes_at_the_next_unfinished_step() {
     let pg = postgres().await;
@@ -466,22 +487,7 @@ async fn sigkill_mid_plan_resumes_at_the_next_unfinished_step() {
 
     let id = orch.submit(json!({"goal": "survive a crash"})).await;
     // Wait until s1 is persisted while s2 is still running on the slow executor.
-    let started = Instant::now();
-    loop {
-        let task: Value = orch
-            .get(&format!("/v1/tasks/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let names: Vec<String> = steps(&task).into_iter().map(|s| s.0).collect();
-        if names == ["plan", "s1"] {
-            break;
-        }
-        assert!(names.len() < 3, "{task}");
-        assert!(started.elapsed() < Duration::from_secs(10), "{task}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_persisted(&orch, &id, &["plan", "s1"]).await;
     orch.kill9();
     // A re-plan would now produce a different plan; a resumed task must not ask.
     arms.get(ArmKind::Planner).set_output(
@@ -515,21 +521,7 @@ async fn a_step_failed_before_a_crash_ends_the_resumed_task_with_its_own_error()
     executor.set_mode(Mode::Slow(Duration::from_secs(4)));
     let mut orch = start(&pg.url(), &arms, &["--task-lease", "2s"]).await;
     let id = orch.submit(json!({"goal": "fail, then crash"})).await;
-    let started = Instant::now();
-    loop {
-        let task: Value = orch
-            .get(&format!("/v1/tasks/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let names: Vec<String> = steps(&task).into_iter().map(|s| s.0).collect();
-        if names == ["plan", "s1"] {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "{task}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_persisted(&orch, &id, &["plan", "s1"]).await;
     orch.kill9();
     // What the worker wrote for s2 (the executor's step) just before dying.
     let (db, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)

@@ -4,7 +4,6 @@
 //! panel query returns data. Whatever is missing is reported by name.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +14,7 @@ use crate::prom::promql::{self, Selector};
 use crate::prom::rules::Rules;
 use crate::say;
 use crate::stack::{Component, Stack};
-use crate::util::curl;
+use crate::util::{curl, http_status};
 
 /// Metrics that only exist in topologies the local stack does not have.
 /// Their selectors are listed as skipped, never silently passed.
@@ -214,21 +213,9 @@ pub fn drive_traffic(stack: &Stack) -> Result<()> {
         vec!["-X", "POST", "-d", "{}"],
         vec!["-H", "Authorization: Bearer not-the-token"],
     ] {
-        let status = Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "10",
-            ])
-            .args(&args)
-            .arg(format!("{base}/v1/tasks"))
-            .output()?;
-        let code = String::from_utf8_lossy(&status.stdout).into_owned();
-        if !code.starts_with('4') {
+        let url = format!("{base}/v1/tasks");
+        let code = http_status(&[args.as_slice(), &[url.as_str()]].concat())?;
+        if !(400..500).contains(&code) {
             bail!("a bad request to {base}/v1/tasks answered {code}, not 4xx");
         }
     }
