@@ -443,7 +443,7 @@ pub fn launch(stack: &Stack, component: Component, timings: &Timings) -> Result<
 /// This xtask's binary. A rebuild while xtask runs replaces the file, and
 /// Linux then reports the running one as `<path> (deleted)`: the path is
 /// still right.
-fn xtask_binary() -> Result<std::path::PathBuf> {
+pub fn xtask_binary() -> Result<std::path::PathBuf> {
     let exe = std::env::current_exe()?;
     let text = exe.to_string_lossy();
     Ok(text

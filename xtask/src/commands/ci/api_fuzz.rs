@@ -84,9 +84,11 @@ fn fuzz(
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     std::fs::write(dir.join(format!("{}.log", component.name())), &text)?;
+    // The count line: "  124 generated, 124 passed, 4 skipped".
     let summary = text
         .lines()
-        .find(|line| line.contains(" generated"))
-        .map_or_else(|| "no test cases".to_owned(), |l| l.trim().to_owned());
+        .map(str::trim)
+        .find(|line| line.starts_with(|c: char| c.is_ascii_digit()) && line.contains(" generated"))
+        .map_or_else(|| "no test cases".to_owned(), str::to_owned);
     Ok((output.status.success(), summary))
 }

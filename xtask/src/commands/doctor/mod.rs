@@ -279,7 +279,8 @@ pub fn ci_check(stack: &Stack) -> Result<()> {
 
 /// `xtask doctor --json --state-dir <stack> <args>`: its exit code and JSON.
 fn run_binary(stack: &Stack, args: &[&str]) -> Result<(i32, serde_json::Value)> {
-    let output = Command::new(std::env::current_exe()?)
+    // The path of this binary even when a build replaced it since it started.
+    let output = Command::new(crate::stack::launch::xtask_binary()?)
         .arg("doctor")
         .arg("--json")
         .arg("--state-dir")
