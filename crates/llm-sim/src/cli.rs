@@ -122,8 +122,21 @@ impl Cli {
         Ok(config)
     }
 
-    /// The admin token from the flag, env or file.
+    /// The admin token from the flag, env or file. A token given but empty
+    /// (an empty file, `LLM_SIM_ADMIN_TOKEN=`) is an error: read as "no
+    /// token", it would leave the admin API open to anyone.
     pub fn admin_token(&self) -> io::Result<Option<AdminToken>> {
+        let token = self.given_admin_token()?;
+        if token.as_ref().is_some_and(AdminToken::is_empty) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the admin token (LLM_SIM_ADMIN_TOKEN or its file) is empty: give one, or set neither to run without admin auth",
+            ));
+        }
+        Ok(token)
+    }
+
+    fn given_admin_token(&self) -> io::Result<Option<AdminToken>> {
         match (&self.admin_token, &self.admin_token_file) {
             (Some(token), _) => Ok(Some(token.clone())),
             (None, Some(path)) => {
@@ -214,4 +227,28 @@ async fn shutdown_signal() {
         () = term => {}
     }
     tracing::info!("shutdown signal received");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn an_empty_admin_token_is_refused_not_read_as_none() {
+        let dir = std::env::temp_dir().join(format!("llm-sim-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "\n").unwrap();
+        let cli = Cli::parse_from(["llm-sim", "--admin-token-file", file.to_str().unwrap()]);
+        let error = cli.admin_token().unwrap_err();
+        assert!(error.to_string().contains("is empty"), "{error}");
+        std::fs::write(&file, "admin-token-0123456789\n").unwrap();
+        let cli = Cli::parse_from(["llm-sim", "--admin-token-file", file.to_str().unwrap()]);
+        assert!(cli.admin_token().unwrap().is_some());
+        let cli = Cli::parse_from(["llm-sim"]);
+        assert!(cli.admin_token().unwrap().is_none(), "unset stays allowed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

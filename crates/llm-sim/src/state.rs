@@ -25,6 +25,11 @@ impl AdminToken {
         AdminToken(token.as_ref().trim().to_owned())
     }
 
+    /// Whether the token is empty (after trimming).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Constant-time comparison against a presented token.
     fn matches(&self, presented: &str) -> bool {
         let (a, b) = (self.0.as_bytes(), presented.as_bytes());
