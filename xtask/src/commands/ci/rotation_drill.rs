@@ -39,6 +39,7 @@ fn rotate_service_token(stack: &Stack) -> Result<()> {
     write_secret(&file, &format!("{old}\n{new}\n"))?;
     reload(stack)?;
     until_status(
+        stack,
         &probe,
         &new,
         200,
@@ -53,13 +54,14 @@ fn rotate_service_token(stack: &Stack) -> Result<()> {
     write_secret(&file, &format!("{new}\n"))?;
     reload(stack)?;
     until_status(
+        stack,
         &probe,
         &old,
         401,
         "the planner arm refuses the old service token",
     )?;
     let reflex = stack.url(Component::ReflexLayer) + "/v1/reflex/check";
-    let as_old = status_of(&reflex, &old)?;
+    let as_old = status_of(stack, &reflex, &old)?;
     if as_old != 401 {
         bail!("the reflex layer answers the old service token {as_old}, not 401");
     }
@@ -78,6 +80,7 @@ fn rotate_users_token(stack: &Stack) -> Result<()> {
     write_secret(&file, &format!("{new}\n{old}\n"))?;
     reload(stack)?;
     until_status(
+        stack,
         &tasks,
         &new,
         200,
@@ -90,6 +93,7 @@ fn rotate_users_token(stack: &Stack) -> Result<()> {
     write_secret(&file, &format!("{new}\n"))?;
     reload(stack)?;
     until_status(
+        stack,
         &tasks,
         &old,
         401,
@@ -111,10 +115,10 @@ fn reload(stack: &Stack) -> Result<()> {
     Ok(())
 }
 
-fn status_of(url: &str, token: &str) -> Result<u16> {
-    // The token goes to curl in a 0600 header file, never on its argv.
-    let dir = std::env::temp_dir().join(format!("octollm-drill-{}", std::process::id()));
-    let header = dir.join("header");
+fn status_of(stack: &Stack, url: &str, token: &str) -> Result<u16> {
+    // The token goes to curl in a 0600 header file in the stack's secrets
+    // (not a predictable /tmp path), never on its argv.
+    let header = stack.secret_path("rotation-drill.header");
     write_secret(&header, &format!("Authorization: Bearer {token}\n"))?;
     let header = format!("@{}", header.display());
     let mut args = vec!["-H", &header];
@@ -128,12 +132,12 @@ fn status_of(url: &str, token: &str) -> Result<u16> {
     }
     args.push(url);
     let status = http_status(&args);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&header);
     status
 }
 
-fn until_status(url: &str, token: &str, want: u16, what: &str) -> Result<()> {
+fn until_status(stack: &Stack, url: &str, token: &str, want: u16, what: &str) -> Result<()> {
     wait_for(what, RELOADED_WITHIN, || {
-        status_of(url, token).is_ok_and(|s| s == want)
+        status_of(stack, url, token).is_ok_and(|s| s == want)
     })
 }
