@@ -119,7 +119,7 @@ impl Orchestrator {
                         .map_err(|e| anyhow::anyhow!("REFLEX_TOKEN_FILE: {e}"))?,
                     None => anyhow::bail!("REFLEX_URL is set but REFLEX_TOKEN_FILE is not"),
                 };
-                kit.follow(("reflex token", token.clone()));
+                kit.follow("reflex token", token.clone());
                 Some(Arc::new(ReflexScreen::new(
                     url,
                     token,

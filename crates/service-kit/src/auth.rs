@@ -273,29 +273,21 @@ where
     Ok(token)
 }
 
-/// Something the kit re-reads on SIGHUP and every few seconds.
+/// A credential the kit re-reads on SIGHUP and every few seconds.
 pub trait Reload: Send + Sync {
-    /// What it is, for the log ("API tokens", "reflex token").
-    fn what(&self) -> &str;
     /// Re-reads; whether anything changed.
     fn reload(&self) -> Result<bool, TokenError>;
 }
 
-impl Reload for (&'static str, BearerTokens) {
-    fn what(&self) -> &str {
-        self.0
-    }
+impl Reload for BearerTokens {
     fn reload(&self) -> Result<bool, TokenError> {
-        self.1.reload()
+        BearerTokens::reload(self)
     }
 }
 
-impl Reload for (&'static str, OutboundToken) {
-    fn what(&self) -> &str {
-        self.0
-    }
+impl Reload for OutboundToken {
     fn reload(&self) -> Result<bool, TokenError> {
-        self.1.reload()
+        OutboundToken::reload(self)
     }
 }
 

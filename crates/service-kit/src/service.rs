@@ -51,12 +51,15 @@ pub struct Kit {
     tokens: BearerTokens,
     shutdown: CancellationToken,
     /// Credentials re-read on SIGHUP and every [`RELOAD_INTERVAL`].
-    followed: Mutex<Vec<Arc<dyn Reload>>>,
+    followed: Mutex<Vec<Followed>>,
     /// Edits to the served OpenAPI document, as JSON ([`Kit::refine_openapi`]).
     openapi_edits: Mutex<Vec<OpenApiEdit>>,
 }
 
 type OpenApiEdit = Box<dyn Fn(&mut serde_json::Value) + Send + Sync>;
+
+/// A followed credential and what it is, for the log ("reflex token").
+type Followed = (&'static str, Arc<dyn Reload>);
 
 /// How often followed credential files are re-read without a SIGHUP.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
@@ -70,7 +73,7 @@ impl Kit {
             info,
             args: args.clone(),
             metrics: ServiceMetrics::new(info.name, info.version)?,
-            followed: Mutex::new(vec![Arc::new(("API tokens", tokens.clone()))]),
+            followed: Mutex::new(vec![("API tokens", Arc::new(tokens.clone()))]),
             tokens,
             shutdown: CancellationToken::new(),
             openapi_edits: Mutex::default(),
@@ -87,13 +90,14 @@ impl Kit {
             .push(Box::new(edit));
     }
 
-    /// Re-reads `credential` on SIGHUP and every [`RELOAD_INTERVAL`] while
-    /// the service runs (the kit's own API tokens are followed already).
-    pub fn follow(&self, credential: impl Reload + 'static) {
+    /// Re-reads `credential` (`what` names it in the log) on SIGHUP and
+    /// every [`RELOAD_INTERVAL`] while the service runs (the kit's own API
+    /// tokens are followed already).
+    pub fn follow(&self, what: &'static str, credential: impl Reload + 'static) {
         self.followed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(Arc::new(credential));
+            .push((what, Arc::new(credential)));
     }
 
     pub fn metrics(&self) -> &ServiceMetrics {
@@ -272,7 +276,7 @@ fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Resul
 /// Re-reads every followed credential on SIGHUP and every
 /// [`RELOAD_INTERVAL`], until shutdown. A file that cannot be read (or holds
 /// no valid token) leaves the credential as it was, with a warning.
-async fn reload_credentials(followed: Vec<Arc<dyn Reload>>, shutdown: CancellationToken) {
+async fn reload_credentials(followed: Vec<Followed>, shutdown: CancellationToken) {
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|error| tracing::error!(%error, "cannot listen for SIGHUP"))
@@ -294,15 +298,15 @@ async fn reload_credentials(followed: Vec<Arc<dyn Reload>>, shutdown: Cancellati
             () = tokio::time::sleep(RELOAD_INTERVAL) => false,
             () = shutdown.cancelled() => return,
         };
-        for credential in &followed {
+        for (what, credential) in &followed {
             match credential.reload() {
-                Ok(true) => tracing::info!(what = credential.what(), "credentials reloaded"),
+                Ok(true) => tracing::info!(what, "credentials reloaded"),
                 Ok(false) if signalled => {
-                    tracing::info!(what = credential.what(), "SIGHUP: credentials unchanged");
+                    tracing::info!(what, "SIGHUP: credentials unchanged");
                 }
                 Ok(false) => {}
                 Err(error) => tracing::warn!(
-                    what = credential.what(),
+                    what,
                     %error,
                     "cannot reload credentials; the previous ones stay in force"
                 ),

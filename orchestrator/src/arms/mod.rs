@@ -47,7 +47,7 @@ pub fn start(
         ),
     };
     // A rotation of the service token reaches the arm calls without a restart.
-    kit.follow(("arm token", token.clone()));
+    kit.follow("arm token", token.clone());
     let capability_key = config::secret(
         args.capability_key.as_ref().map(llm_client::ApiKey::expose),
         args.capability_key_file.as_ref(),

@@ -461,12 +461,7 @@ async fn a_hanging_arm_ends_in_timeout_at_the_task_budget() {
 async fn until_persisted(orch: &Orchestrator, id: &str, names: &[&str]) {
     let started = Instant::now();
     loop {
-        let task: Value = orch
-            .get(&format!("/v1/tasks/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let task: Value = orch.task(id).await;
         let persisted: Vec<String> = steps(&task).into_iter().map(|s| s.0).collect();
         if persisted == names {
             return;

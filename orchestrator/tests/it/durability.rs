@@ -52,12 +52,7 @@ async fn sigkill_mid_task_then_restart_finishes_every_acknowledged_task() {
     // The interrupted tasks ran again: some were claimed more than once.
     let mut resumed = 0;
     for id in &ids {
-        let task: serde_json::Value = orch
-            .get(&format!("/v1/tasks/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let task: serde_json::Value = orch.task(id).await;
         if task["attempts"].as_i64().unwrap() > 1 {
             resumed += 1;
         }

@@ -57,12 +57,7 @@ async fn a_crash_amid_group_commits_loses_no_step_and_reruns_none() {
     let mut persisted: HashMap<String, Vec<String>> = HashMap::new();
     while persisted.len() < ids.len() {
         for id in &ids {
-            let task: Value = orch
-                .get(&format!("/v1/tasks/{id}"))
-                .await
-                .json()
-                .await
-                .unwrap();
+            let task: Value = orch.task(id).await;
             let names = step_names(&task);
             if names.len() >= 2 {
                 persisted.insert(id.clone(), names);
@@ -78,12 +73,7 @@ async fn a_crash_amid_group_commits_loses_no_step_and_reruns_none() {
     // What was persisted right before the kill (a superset of `persisted`).
     let mut before_kill: HashMap<String, Vec<String>> = HashMap::new();
     for id in &ids {
-        let task: Value = orch
-            .get(&format!("/v1/tasks/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let task: Value = orch.task(id).await;
         before_kill.insert(id.clone(), step_names(&task));
     }
     orch.kill9();

@@ -118,6 +118,15 @@ impl Orchestrator {
         self.submit_goal(&goal).await
     }
 
+    /// The task as `GET /v1/tasks/{id}` answers it now.
+    pub async fn task(&self, id: &str) -> Value {
+        self.get(&format!("/v1/tasks/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Long-polls until the task is terminal (or `within` passes).
     pub async fn wait_terminal(&self, id: &str, within: Duration) -> Value {
         let started = Instant::now();

@@ -246,12 +246,7 @@ async fn texts_are_blanked_after_the_retention_period() {
     assert!(task["goal"].as_str().unwrap().contains("jane.doe"));
     let started = std::time::Instant::now();
     let purged = loop {
-        let task: Value = orch
-            .get(&format!("/v1/tasks/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let task: Value = orch.task(&id).await;
         if task["goal"] != "Write to jane.doe@example.com about the outage." {
             break task;
         }

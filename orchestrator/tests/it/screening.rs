@@ -73,12 +73,7 @@ async fn blocked_input_is_rejected_with_categories_only() {
     let accepted: Value = response.json().await.unwrap();
     assert_eq!(accepted["status"], "rejected");
     let id = accepted["task_id"].as_str().unwrap();
-    let task: Value = orch
-        .get(&format!("/v1/tasks/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let task: Value = orch.task(id).await;
     assert_eq!(task["status"], "rejected");
     assert_eq!(task["error"]["kind"], "rejected");
     let reason = task["error"]["message"].as_str().unwrap();

@@ -115,24 +115,26 @@ fn reload(stack: &Stack) -> Result<()> {
     Ok(())
 }
 
-fn status_of(stack: &Stack, url: &str, token: &str) -> Result<u16> {
-    // The token goes to curl in a 0600 header file in the stack's secrets
-    // (not a predictable /tmp path), never on its argv.
-    let header = stack.secret_path("rotation-drill.header");
-    write_secret(&header, &format!("Authorization: Bearer {token}\n"))?;
-    let header = format!("@{}", header.display());
+/// The status `url` answers `token` (a POST with a small text for the
+/// reflex layer's `/check`, a GET otherwise). The token goes to curl in a
+/// 0600 header file in the stack's secrets (not a predictable /tmp path),
+/// never on its argv.
+pub(super) fn status_of(stack: &Stack, url: &str, token: &str) -> Result<u16> {
+    let file = stack.secret_path("probe-token.header");
+    write_secret(&file, &format!("Authorization: Bearer {token}\n"))?;
+    let header = format!("@{}", file.display());
     let mut args = vec!["-H", &header];
     if url.ends_with("/check") {
         args.extend([
             "-H",
             "Content-Type: application/json",
             "-d",
-            r#"{"text":"rotation drill"}"#,
+            r#"{"text":"credential probe"}"#,
         ]);
     }
     args.push(url);
     let status = http_status(&args);
-    let _ = std::fs::remove_file(&header);
+    let _ = std::fs::remove_file(&file);
     status
 }
 

@@ -17,7 +17,7 @@ use crate::stack::Component;
 use crate::stack::Stack;
 use crate::stack::deploy::with_temporary_stack;
 use crate::stack::ports::PlannedStack;
-use crate::util::http_status;
+use crate::util::read_token;
 
 pub fn run(sh: &Shell) -> Result<()> {
     with_temporary_stack(sh, PlannedStack::SystemTest, None, |stack| {
@@ -59,33 +59,16 @@ pub fn run(sh: &Shell) -> Result<()> {
 /// every arm answer the users' token 401 and take the orchestrator's; the
 /// orchestrator's API takes the users' token.
 fn credentials_are_separate(stack: &Stack) -> Result<()> {
-    let user = stack.bearer_header(&stack.token_path())?;
-    let service = stack.bearer_header(&stack.service_token_path()?)?;
+    let user = read_token(&stack.token_path())?;
+    let service = read_token(&stack.service_token_path()?)?;
     let mut wrong = Vec::new();
-    let internal = [(
-        Component::ReflexLayer,
-        "/v1/reflex/check",
-        r#"{"text":"hello"}"#,
-    )]
-    .into_iter()
-    .chain(Component::ARMS.map(|arm| (arm, "/v1/capabilities", "")));
-    for (component, path, body) in internal {
+    let internal = [(Component::ReflexLayer, "/v1/reflex/check")]
+        .into_iter()
+        .chain(Component::ARMS.map(|arm| (arm, "/v1/capabilities")));
+    for (component, path) in internal {
         let url = format!("{}{path}", stack.url(component));
-        let method = if body.is_empty() { "GET" } else { "POST" };
-        let ask = |auth: &str| {
-            http_status(&[
-                "-X",
-                method,
-                "-H",
-                auth,
-                "-H",
-                "Content-Type: application/json",
-                "-d",
-                body,
-                &url,
-            ])
-        };
-        let (as_user, as_service) = (ask(&user)?, ask(&service)?);
+        let as_user = rotation_drill::status_of(stack, &url, &user)?;
+        let as_service = rotation_drill::status_of(stack, &url, &service)?;
         if as_user != 401 || as_service != 200 {
             wrong.push(format!(
                 "{component}: users' token {as_user} (want 401), service token {as_service} (want 200)"
@@ -93,7 +76,7 @@ fn credentials_are_separate(stack: &Stack) -> Result<()> {
         }
     }
     let tasks = format!("{}/v1/tasks?limit=1", stack.url(Component::Orchestrator));
-    let as_user = http_status(&["-H", &user, &tasks])?;
+    let as_user = rotation_drill::status_of(stack, &tasks, &user)?;
     if as_user != 200 {
         wrong.push(format!("orchestrator: users' token {as_user} (want 200)"));
     }
