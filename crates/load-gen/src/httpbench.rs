@@ -1,6 +1,7 @@
 //! `octollm-load http`: open-model, fixed-rate requests to one endpoint, to
 //! compare this generator with k6 and wrk on the same target. The recorder
-//! of `run`; `--connections` workers, one request on the wire each, claim
+//! of `run`; `--connections` workers, each with its own keep-alive
+//! connection (`wire`) and one request on the wire at a time, claim
 //! the arrivals in schedule order (k6's constant-arrival-rate with
 //! pre-allocated VUs, without a task per request). Latency runs from each
 //! arrival's scheduled time, so waiting for a free worker counts; arrivals
@@ -11,8 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use anyhow::anyhow;
+use bytes::Bytes;
+use hyper::header::HeaderValue;
 use tokio::task::JoinSet;
 
 use crate::engine::{bearer, read_secret, unix_ms};
@@ -20,6 +22,7 @@ use crate::progress::Progress;
 use crate::report::{self, Generator, Rates, ReportData};
 use crate::stats::{self, Percentiles, Shared};
 use crate::threshold::{Measured, Threshold};
+use crate::wire::{Connection, Target};
 use crate::{Failure, Outcome};
 
 const HTTP_HELP: &str = "\
@@ -96,10 +99,8 @@ pub async fn run(args: HttpArgs) -> Result<Outcome, Failure> {
             "--connections and --max-in-flight must be ≥ 1".into(),
         ));
     }
-    let method = reqwest::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
+    let method = hyper::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| Failure::Usage(format!("`{}` is not an HTTP method", args.method)))?;
-    let url = reqwest::Url::parse(&args.url)
-        .map_err(|e| Failure::Usage(format!("`{}` is not a URL: {e}", args.url)))?;
     let body = match &args.body_file {
         Some(p) => Some(
             std::fs::read(p)
@@ -113,23 +114,24 @@ pub async fn run(args: HttpArgs) -> Result<Outcome, Failure> {
     };
     let content_type = HeaderValue::from_str(&args.content_type)
         .map_err(|_| Failure::Usage("--content-type is not a valid header value".into()))?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .tcp_nodelay(true)
-        .timeout(args.timeout)
-        .build()
-        .context("building the HTTP client")?;
+    let target = Arc::new(
+        Target::new(
+            &args.url,
+            method,
+            auth,
+            body.map(|b| (content_type, Bytes::from(b))),
+        )
+        .map_err(Failure::Usage)?,
+    );
     // The target must answer before the clock starts.
-    http.request(method.clone(), url.clone())
-        .timeout(Duration::from_secs(10))
-        .send()
+    Connection::new(target.clone())
+        .send(Duration::from_secs(10))
         .await
-        .map_err(|e| Failure::Tool(anyhow!("cannot reach {}: {e}", args.url)))?;
+        .map_err(|e| Failure::Tool(anyhow!("cannot reach {}: {}", args.url, e.as_str())))?;
 
     let start = Instant::now();
     let started_unix_ms = unix_ms();
     let shared = Arc::new(Shared::new(start)?);
-    let request = Arc::new((http, method, url, body, auth, content_type));
 
     let monitor = {
         let shared = shared.clone();
@@ -181,10 +183,11 @@ pub async fn run(args: HttpArgs) -> Result<Outcome, Failure> {
     let next = Arc::new(AtomicU64::new(0));
     let mut set = JoinSet::new();
     for _ in 0..args.connections {
-        let (shared, request, next) = (shared.clone(), request.clone(), next.clone());
-        let (tolerance, max_behind) = (args.late_start_tolerance, args.max_in_flight);
+        let (shared, next) = (shared.clone(), next.clone());
+        let mut connection = Connection::new(target.clone());
+        let (tolerance, max_behind, timeout) =
+            (args.late_start_tolerance, args.max_in_flight, args.timeout);
         set.spawn(async move {
-            let (http, method, url, body, auth, content_type) = &*request;
             loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 if k >= total || shared.stopping() {
@@ -217,27 +220,11 @@ pub async fn run(args: HttpArgs) -> Result<Outcome, Failure> {
                     }
                 });
                 let guard = shared.enter();
-                let mut builder = http.request(method.clone(), url.clone());
-                if let Some(auth) = auth {
-                    builder = builder.header(AUTHORIZATION, auth.clone());
-                }
-                if let Some(body) = body {
-                    builder = builder
-                        .header(CONTENT_TYPE, content_type.clone())
-                        .body(body.clone());
-                }
-                let outcome = match builder.send().await {
-                    Ok(r) => {
-                        let status = r.status();
-                        let read = r.bytes().await.is_ok();
-                        Some((status, read))
-                    }
-                    Err(_) => None,
-                };
+                let outcome = connection.send(timeout).await;
                 drop(guard);
                 let now = Instant::now();
                 shared.with(|r| match outcome {
-                    Some((status, true)) => {
+                    Ok(status) => {
                         r.completed(now, now.saturating_duration_since(due), None);
                         if status.as_u16() == 429 {
                             r.rate_limited(now);
@@ -245,8 +232,7 @@ pub async fn run(args: HttpArgs) -> Result<Outcome, Failure> {
                             r.error(now, &format!("http_{}", status.as_u16()));
                         }
                     }
-                    Some((_, false)) => r.error(now, "body"),
-                    None => r.error(now, "transport"),
+                    Err(error) => r.error(now, error.as_str()),
                 });
             }
         });

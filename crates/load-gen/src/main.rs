@@ -26,6 +26,7 @@ mod report;
 mod sampler;
 mod stats;
 mod threshold;
+mod wire;
 
 const ABOUT: &str = "Load generators and load-testing engine for the OctoLLM services";
 
