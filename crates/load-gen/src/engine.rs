@@ -394,6 +394,12 @@ struct Accepted {
 struct StatusOnly {
     status: String,
     usage: Option<UsageOnly>,
+    error: Option<ErrorOnly>,
+}
+
+#[derive(Deserialize)]
+struct ErrorOnly {
+    kind: String,
 }
 
 #[derive(Deserialize)]
@@ -639,7 +645,8 @@ async fn closed_generator(ctx: Arc<Ctx>, vus: u64, duration: Duration) -> JoinSe
 
 /// Final word of the API on one acknowledged task.
 enum Final {
-    Status(&'static str),
+    /// A terminal status, and the error kind of a task that did not succeed.
+    Status(&'static str, Option<String>),
     Lost,
     Stuck(&'static str),
     Unverified,
@@ -660,7 +667,9 @@ async fn verify_one(ctx: &Ctx, id: &str, deadline: Instant) -> Final {
         }
         match ctx.get(id, wait).send().await {
             Ok(r) if r.status() == StatusCode::OK => match r.json::<StatusOnly>().await {
-                Ok(s) if is_terminal(&s.status) => return Final::Status(known_status(&s.status)),
+                Ok(s) if is_terminal(&s.status) => {
+                    return Final::Status(known_status(&s.status), s.error.map(|e| e.kind));
+                }
                 Ok(s) => last_status = known_status(&s.status),
                 Err(_) => failures += 1,
             },
@@ -721,7 +730,7 @@ async fn verify(
         };
         let expected = ctx.mix.expected(*class);
         let label = match &end {
-            Final::Status(s) => (*s).to_owned(),
+            Final::Status(s, _) => (*s).to_owned(),
             Final::Lost => "lost".to_owned(),
             Final::Stuck(s) => format!("stuck_{s}"),
             Final::Unverified => "unverified".to_owned(),
@@ -733,9 +742,12 @@ async fn verify(
             .entry(label)
             .or_default() += 1;
         let seen = match end {
-            Final::Status(s) => {
+            Final::Status(s, kind) => {
                 if s != expected {
                     report.unexpected += 1;
+                }
+                if let Some(kind) = kind {
+                    *report.error_kinds.entry(kind).or_default() += 1;
                 }
                 *report.final_status.entry(s.to_owned()).or_default() += 1;
                 Some(Some(s))

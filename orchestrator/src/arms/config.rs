@@ -68,6 +68,14 @@ pub struct ArmArgs {
     /// How long an open circuit refuses calls before admitting a trial.
     #[arg(long, env = "OCTOLLM_ARM_CIRCUIT_COOL_DOWN", default_value = "10s", value_parser = humantime::parse_duration)]
     pub arm_circuit_cool_down: Duration,
+
+    /// How long a step waits for an instance of its capability to become
+    /// callable again (probe up, circuit closed or due its trial) before it
+    /// fails with `routing_error`. Default: the cool-down plus the probe
+    /// interval, so an arm that crashes and restarts costs its tasks
+    /// latency, not failures.
+    #[arg(long, env = "OCTOLLM_ARM_ROUTE_WAIT", value_parser = humantime::parse_duration)]
+    pub arm_route_wait: Option<Duration>,
 }
 
 /// One configured arm instance.

@@ -1,6 +1,9 @@
 //! `ArmCaller`: sends one step to an arm, with per-attempt timeouts bounded
 //! by the task's deadline, jittered retries on the same instance, then
-//! failover to the next-best instance with the same capability.
+//! failover to the next-best instance with the same capability. When no
+//! instance can be called (all unavailable, circuits open, or all tried),
+//! the step waits up to `route_wait` for one to come back before it fails:
+//! a crash and restart delays tasks instead of failing them.
 //!
 //! Who is at fault decides what happens next (arm-protocol's contract):
 //! a 4xx answer is the step's fault (its input), so it is neither retried
@@ -20,6 +23,9 @@ use crate::pipeline::StepError;
 
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
+/// How often a step waiting for a callable instance looks again (ranking
+/// reads in-memory state only).
+const ROUTE_POLL: Duration = Duration::from_millis(200);
 /// Longest error detail quoted from an arm's problem answer.
 const MAX_DETAIL: usize = 300;
 
@@ -74,6 +80,7 @@ pub struct ArmCaller {
     metrics: ArmMetrics,
     attempt_timeout: Duration,
     retries: u32,
+    route_wait: Duration,
 }
 
 impl ArmCaller {
@@ -82,6 +89,7 @@ impl ArmCaller {
         metrics: ArmMetrics,
         attempt_timeout: Duration,
         retries: u32,
+        route_wait: Duration,
     ) -> Result<Self, reqwest::Error> {
         Ok(Self {
             registry,
@@ -89,6 +97,7 @@ impl ArmCaller {
             metrics,
             attempt_timeout,
             retries,
+            route_wait,
         })
     }
 
@@ -108,12 +117,22 @@ impl ArmCaller {
         let capability = request.capability.as_str();
         let mut tried: Vec<String> = Vec::new();
         let mut failures: Vec<String> = Vec::new();
+        let wait_until = (tokio::time::Instant::now() + self.route_wait).min(deadline);
         loop {
             let ranked = match self.registry.rank(capability, &tried) {
                 Ok(ranked) => ranked,
                 Err(why) => {
-                    failures.push(why);
-                    break;
+                    let now = tokio::time::Instant::now();
+                    if now >= wait_until {
+                        failures.push(why);
+                        break;
+                    }
+                    // Nothing callable now: look again shortly, every
+                    // instance a candidate again (one that failed may be
+                    // back; its circuit decides).
+                    tried.clear();
+                    tokio::time::sleep_until((now + ROUTE_POLL).min(wait_until)).await;
+                    continue;
                 }
             };
             let Some(arm) = ranked.into_iter().next() else {

@@ -73,7 +73,16 @@ pub fn start(
         args.arm_circuit_cool_down,
     )?);
     tokio::spawn(arms.clone().keep_probing(args.arm_probe_interval, shutdown));
-    let caller = ArmCaller::new(arms, metrics, args.arm_timeout, args.arm_retries)?;
+    let route_wait = args
+        .arm_route_wait
+        .unwrap_or(args.arm_circuit_cool_down + args.arm_probe_interval);
+    let caller = ArmCaller::new(
+        arms,
+        metrics,
+        args.arm_timeout,
+        args.arm_retries,
+        route_wait,
+    )?;
     Ok(Some(ArmSteps::new(
         caller,
         capability_key.map(String::into_bytes),

@@ -323,6 +323,49 @@ async fn a_killed_arm_opens_its_circuit_fails_tasks_fast_and_recovers() {
     assert_eq!(task["status"], "succeeded", "{task}");
 }
 
+/// An arm that crashes and is back within the route wait costs its tasks
+/// latency, not failures: steps wait for its circuit's trial instead of
+/// failing with `routing_error` the moment the circuit opens.
+#[tokio::test]
+async fn an_arm_that_restarts_within_the_route_wait_fails_no_task() {
+    let pg = postgres().await;
+    let arms = ArmSet::all().await;
+    let retriever = arms.get(ArmKind::Retriever);
+    let orch = start(&pg.url(), &arms, &["--arm-route-wait", "10s"]).await;
+
+    retriever.kill();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(
+            orch.submit(json!({"goal": format!("restarted arm {n}")}))
+                .await,
+        );
+    }
+    wait_metric(
+        &orch,
+        "octollm_arm_circuit_state",
+        &[("arm", "retriever")],
+        2.0,
+    )
+    .await;
+    retriever.revive().await;
+
+    for id in &ids {
+        let task = orch.wait_terminal(id, Duration::from_secs(20)).await;
+        assert_eq!(task["status"], "succeeded", "{task}");
+    }
+    let metrics = orch.metrics().await;
+    assert!(
+        sample(
+            &metrics,
+            "octollm_arm_requests_total",
+            &[("arm", "retriever"), ("status", "error")]
+        )
+        .is_some_and(|n| n >= 2.0),
+        "the tasks never met the dead retriever: {metrics}"
+    );
+}
+
 #[tokio::test]
 async fn a_failing_instance_is_retried_then_fails_over_to_its_twin() {
     let pg = postgres().await;

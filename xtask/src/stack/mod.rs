@@ -247,6 +247,22 @@ impl Stack {
         Ok(true)
     }
 
+    /// SIGKILLs the component's whole process group (PostgreSQL's backends
+    /// too), as a crash would, and waits until it is gone.
+    pub fn crash(&self, component: Component) -> Result<()> {
+        let Some(pid) = self.pid(component) else {
+            return Ok(());
+        };
+        std::process::Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{pid}")])
+            .status()?;
+        crate::util::wait_for(
+            &format!("{} to die", component.name()),
+            Duration::from_secs(10),
+            || self.pid(component).is_none(),
+        )
+    }
+
     /// The last `lines` lines of a component's log, for failure reports.
     pub fn log_tail(&self, component: Component, lines: usize) -> String {
         let text = fs::read_to_string(self.log_path(component)).unwrap_or_default();

@@ -49,6 +49,9 @@ pub struct LedgerReport {
     pub final_status: BTreeMap<String, u64>,
     /// Final status per class of text: class → status → count.
     pub by_class: BTreeMap<String, BTreeMap<String, u64>>,
+    /// `error_kind` of the tasks that ended without success, by kind.
+    #[serde(default)]
+    pub error_kinds: BTreeMap<String, u64>,
     /// Terminal, but not in the state the task was expected to end in.
     pub unexpected: u64,
     /// Acknowledged tasks the API answers 404 for.
@@ -371,6 +374,12 @@ pub fn markdown(d: &ReportData, plot_note: Option<&str>) -> String {
             for (class, states) in &l.by_class {
                 let states: Vec<String> = states.iter().map(|(s, n)| format!("{s}: {n}")).collect();
                 let _ = writeln!(m, "| {class} | {} |", states.join(", "));
+            }
+        }
+        if !l.error_kinds.is_empty() {
+            let _ = writeln!(m, "\n| task error_kind | tasks |\n|---|---|");
+            for (kind, n) in &l.error_kinds {
+                let _ = writeln!(m, "| {kind} | {n} |");
             }
         }
         match &l.database {

@@ -10,6 +10,7 @@ use xshell::{Shell, cmd};
 
 mod api_fuzz;
 mod arms_check;
+mod pii_scan;
 mod rotation_drill;
 mod system_test;
 

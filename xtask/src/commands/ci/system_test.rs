@@ -2,15 +2,18 @@
 //! target up, tasks through the real arms and a guardian outage
 //! (`arms_check`), each credential opening only its own services and the
 //! runbook's credential rotations (`rotation_drill`), schemathesis against
-//! every service's OpenAPI document (`api_fuzz`), the
-//! load-test smoke profile with its report checked,
+//! every service's OpenAPI document (`api_fuzz`), no raw value of a
+//! synthetic PII corpus in any log, Redis, metric or response
+//! (`pii_scan`), the
+//! load-test smoke profile with its report checked, the orchestrator and
+//! an arm SIGKILLed under load (the faults profile's CI subset),
 //! then `promtool check metrics` clean on the services (with that traffic
 //! in them), then tear down.
 
 use anyhow::{Result, bail};
 use xshell::{Shell, cmd};
 
-use super::{api_fuzz, arms_check, rotation_drill};
+use super::{api_fuzz, arms_check, pii_scan, rotation_drill};
 use crate::commands::load_test;
 use crate::commands::status::{down, statuses};
 use crate::stack::Component;
@@ -25,7 +28,9 @@ pub fn run(sh: &Shell) -> Result<()> {
         credentials_are_separate(stack)?;
         rotation_drill::run(stack)?;
         api_fuzz::run(stack)?;
+        pii_scan::run(stack)?;
         load_test::ci_smoke(sh, stack)?;
+        load_test::ci_faults(stack)?;
         let services = [
             Component::Orchestrator,
             Component::ReflexLayer,

@@ -12,9 +12,9 @@ use super::Drill;
 use super::ledger::{self, Verdict};
 use super::report::Outcome;
 use super::steps::{
-    Disaster, check_reflex_answers, count_keys, crash, db_clock, first_line, fresh_backup,
-    largest_file, load, newest_backup_label, present_ids, restore_and_verify, rpo, shift_back,
-    wait_alert, wait_service, write_keys,
+    Disaster, check_reflex_answers, count_keys, db_clock, first_line, fresh_backup, largest_file,
+    load, newest_backup_label, present_ids, restore_and_verify, rpo, shift_back, wait_alert,
+    wait_service, write_keys,
 };
 use crate::emit;
 use crate::stack::backup;
@@ -148,7 +148,7 @@ fn disk_loss(drill: &Drill) -> Result<Outcome> {
     let ledger = load(drill, &mut out, "disk-loss")?;
     out.phase("disaster: PostgreSQL killed, data directory deleted");
     let disaster = Disaster::now();
-    crash(stack, Component::Postgres)?;
+    stack.crash(Component::Postgres)?;
     fs::remove_dir_all(Postgres::new(stack).data_dir())?;
     out.phase("detection");
     wait_for(
@@ -309,7 +309,7 @@ fn orchestrator_crash(drill: &Drill) -> Result<Outcome> {
     let ledger = load(drill, &mut out, "orchestrator-crash")?;
     out.phase("disaster: orchestrator SIGKILLed");
     let disaster = Disaster::now();
-    crash(stack, Component::Orchestrator)?;
+    stack.crash(Component::Orchestrator)?;
     out.phase("restart");
     reconcile(stack, Component::Orchestrator, &launch::timings_of(stack))?;
     wait_service(stack)?;
@@ -366,7 +366,7 @@ fn redis_loss(drill: &Drill) -> Result<Outcome> {
     std::thread::sleep(Duration::from_millis(1500));
 
     out.phase("disaster 1: Redis SIGKILLed");
-    crash(stack, Component::Redis)?;
+    stack.crash(Component::Redis)?;
     check_reflex_answers(stack)?;
     out.note("the reflex layer answered a check while Redis was down");
     reconcile(stack, Component::Redis, &launch::timings_of(stack))?;
@@ -378,7 +378,7 @@ fn redis_loss(drill: &Drill) -> Result<Outcome> {
 
     out.phase("disaster 2: Redis killed, data directory deleted");
     let disaster = Disaster::now();
-    crash(stack, Component::Redis)?;
+    stack.crash(Component::Redis)?;
     fs::remove_dir_all(redis.data_dir())?;
     out.phase("restore: newest intact RDB copy, AOF rebuilt from it");
     let restored = redis.restore_latest_copy()?;
@@ -416,7 +416,7 @@ fn stack_loss(drill: &Drill) -> Result<Outcome> {
     out.phase("disaster: every process killed, state directory and data wiped (backup store kept)");
     let disaster = Disaster::now();
     for component in Component::ALL.iter().rev() {
-        crash(stack, *component)?;
+        stack.crash(*component)?;
     }
     let acks = ledger.stop()?;
     let port_base = stack.port_base;

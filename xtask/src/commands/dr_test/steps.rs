@@ -89,7 +89,7 @@ pub(super) fn restore_and_verify(
         lost_state_at = Disaster::now().unix_us;
     }
     stack.stop(Component::WalStream, Duration::from_secs(10))?;
-    crash(stack, Component::Postgres)?;
+    stack.crash(Component::Postgres)?;
     pg.restore(&target)?;
     reconcile(stack, Component::Postgres, &launch::timings_of(stack))?;
     reconcile(stack, Component::WalStream, &launch::timings_of(stack))?;
@@ -126,21 +126,6 @@ pub(super) fn rpo(lost_at: i64, verdict: &Verdict) -> Option<Duration> {
     Some(Duration::from_micros(
         u64::try_from(lost_at - since).unwrap_or(0),
     ))
-}
-
-/// SIGKILLs the component's whole process group (PostgreSQL's backends too).
-pub(super) fn crash(stack: &Stack, component: Component) -> Result<()> {
-    let Some(pid) = stack.pid(component) else {
-        return Ok(());
-    };
-    std::process::Command::new("kill")
-        .args(["-s", "KILL", "--", &format!("-{pid}")])
-        .status()?;
-    wait_for(
-        &format!("{} to die", component.name()),
-        Duration::from_secs(10),
-        || stack.pid(component).is_none(),
-    )
 }
 
 /// Waits until the orchestrator acknowledges a new task.

@@ -6,9 +6,10 @@
 //! commits and WAL from PostgreSQL, queue depth and connections from
 //! Prometheus) and adds it to the report.
 
+mod faults;
 mod generators;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -37,7 +38,11 @@ spike        --rate/10 for 20 s, --rate for 10 s, --rate/10 for 30 s: the system
 soak         --rate/10 for --duration with resident memory, open files and threads sampled; a leak fails it\n  \
 breakpoint   ramp from 0 to --rate over --duration and stop at the first failed threshold\n  \
 concurrency  --vus tasks always in flight (closed model) for --duration; P95 < 30 s, or with \
---llm slow the overhead (end to end minus the task's own simulated LLM time) P95 <= 100 ms\n\n\
+--llm slow the overhead (end to end minus the task's own simulated LLM time) P95 <= 100 ms\n  \
+faults       for each --fault (default: every service, PostgreSQL, Redis) a fresh run at --rate \
+(default 50) for --duration (default 30 s), the component SIGKILLed and started again a third \
+of the way in; per fault: acknowledged, lost, stuck, error kinds, time to recover \
+(faults.md). --llm defaults to realistic here, so tasks are in flight when the fault hits\n\n\
 LLM latency profiles (set on llm-sim): zero (overhead only), realistic (log-normal, p50 1.5 s, \
 p99 8 s per call), slow (log-normal, p50 10 s). The plan mix sends 3 of 5 tasks to the \
 retriever, 1 to the retriever and the coder, 1 to the executor; every task also passes the \
@@ -49,6 +54,7 @@ cargo xtask load-test --profile stress --rate 1500 --duration 60s --threshold 'l
 cargo xtask load-test --profile soak --duration 30m --llm realistic --state-dir .octollm\n  \
 cargo xtask load-test --profile concurrency --vus 1000 --llm realistic --duration 120s\n  \
 cargo xtask load-test --profile concurrency --vus 10000 --llm slow --duration 180s\n  \
+cargo xtask load-test --profile faults --fault orchestrator --fault postgres\n  \
 cargo xtask load-test --profile smoke --threshold 'p95<1ms'     a threshold that fails: exit 1\n  \
 cargo xtask load-test --compare-generators          octollm-load vs k6 and wrk on one endpoint\n\n\
 Report: target/load-test/<profile>-<unix time>/ (report.json, report.md, plots in SVG and PNG).\n\
@@ -63,6 +69,7 @@ pub enum Profile {
     Soak,
     Breakpoint,
     Concurrency,
+    Faults,
 }
 
 /// llm-sim's named latency profiles (crates/llm-sim, "Latency profiles").
@@ -88,18 +95,23 @@ pub struct LoadTest {
     /// What load to apply (see the profiles above).
     #[arg(long, value_enum, default_value_t = Profile::Smoke)]
     profile: Profile,
-    /// The profile's peak arrival rate, tasks/s (smoke: fixed at 20).
-    #[arg(long, default_value_t = 1000)]
-    rate: u32,
+    /// The profile's peak arrival rate, tasks/s [default: 1000; faults: 50;
+    /// smoke: fixed at 20].
+    #[arg(long)]
+    rate: Option<u32>,
     /// Tasks kept in flight by the concurrency profile (closed model).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=20_000))]
     vus: u32,
-    /// How long the profile holds its load (stress, soak, breakpoint, concurrency).
-    #[arg(long, value_parser = humantime_duration, default_value = "60s")]
-    duration: Duration,
-    /// llm-sim's latency profile for the run.
-    #[arg(long = "llm", value_enum, default_value_t = LlmProfile::Zero)]
-    llm: LlmProfile,
+    /// How long the profile holds its load (stress, soak, breakpoint,
+    /// concurrency, faults) [default: 60s; faults: 30s].
+    #[arg(long, value_parser = humantime_duration)]
+    duration: Option<Duration>,
+    /// llm-sim's latency profile for the run [default: zero; faults: realistic].
+    #[arg(long = "llm", value_enum)]
+    llm: Option<LlmProfile>,
+    /// The faults profile's components, repeatable [default: all ten].
+    #[arg(long = "fault", value_enum, value_name = "COMPONENT")]
+    faults: Vec<Component>,
     /// Pass/fail criterion, repeatable (p95<30s, errors<0.1%, lost==0,
     /// rate>=1000, …); replaces the profile's own.
     #[arg(long = "threshold", value_name = "EXPR")]
@@ -158,11 +170,38 @@ impl LoadTest {
         })
     }
 
+    fn rate(&self) -> u32 {
+        let default = if self.profile == Profile::Faults {
+            50
+        } else {
+            1000
+        };
+        self.rate.unwrap_or(default).max(1)
+    }
+
+    fn duration(&self) -> Duration {
+        let default = if self.profile == Profile::Faults {
+            30
+        } else {
+            60
+        };
+        self.duration.unwrap_or(Duration::from_secs(default))
+    }
+
+    fn llm(&self) -> LlmProfile {
+        let default = if self.profile == Profile::Faults {
+            LlmProfile::Realistic
+        } else {
+            LlmProfile::Zero
+        };
+        self.llm.unwrap_or(default)
+    }
+
     /// The engine's arguments for this profile.
     fn engine_args(&self) -> Vec<String> {
-        let rate = self.rate.max(1);
+        let rate = self.rate();
         let tenth = (rate / 10).max(1);
-        let secs = self.duration.as_secs().max(1);
+        let secs = self.duration().as_secs().max(1);
         let owned = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         let mut args = match self.profile {
             Profile::Smoke => owned(&["--rate", "20", "--duration", "15s"]),
@@ -194,6 +233,8 @@ impl LoadTest {
                 format!("{secs}s"),
             ],
             Profile::Breakpoint => vec!["--stages".into(), format!("{secs}s:{rate}")],
+            // Each fault has runs of its own (faults.rs).
+            Profile::Faults => Vec::new(),
             Profile::Concurrency => vec![
                 "--model".into(),
                 "closed".into(),
@@ -228,11 +269,11 @@ impl LoadTest {
             Profile::Smoke => thresholds.extend(["p95<10s".into(), "errors<1%".into()]),
             Profile::Soak => thresholds.extend(["errors<0.1%".into(), "leak==0".into()]),
             Profile::Breakpoint => thresholds.extend(["errors<1%".into(), "p99<30s".into()]),
-            Profile::Concurrency if self.llm == LlmProfile::Slow => {
+            Profile::Concurrency if self.llm() == LlmProfile::Slow => {
                 thresholds.extend(["errors<0.1%".into(), "overhead_p95<=100ms".into()]);
             }
             Profile::Concurrency => thresholds.extend(["errors<0.1%".into(), "p95<30s".into()]),
-            Profile::Progressive | Profile::Stress | Profile::Spike => {}
+            Profile::Progressive | Profile::Stress | Profile::Spike | Profile::Faults => {}
         }
         thresholds
     }
@@ -240,7 +281,10 @@ impl LoadTest {
     fn measure(&self, stack: &Stack) -> Result<()> {
         let out = self.out_dir()?;
         std::fs::create_dir_all(&out)?;
-        configure_llm_sim(stack, self.llm)?;
+        configure_llm_sim(stack, self.llm())?;
+        if self.profile == Profile::Faults {
+            return self.measure_faults(stack, &out);
+        }
         let before = Usage::take(stack)?;
         let started = SystemTime::now();
         let load = release_dir().join("octollm-load");
@@ -259,7 +303,7 @@ impl LoadTest {
         say!(
             "load-test {:?} against {url} (llm-sim: {}); report in {}",
             self.profile,
-            self.llm.name(),
+            self.llm().name(),
             out.display()
         );
         let status = Command::new(&load)
@@ -305,6 +349,60 @@ impl LoadTest {
             _ => bail!("octollm-load failed ({status}); see its output above"),
         }
     }
+
+    fn measure_faults(&self, stack: &Stack, out: &Path) -> Result<()> {
+        let faults = if self.faults.is_empty() {
+            faults::ALL.to_vec()
+        } else {
+            self.faults.clone()
+        };
+        if let Some(wrong) = faults.iter().find(|f| !faults::ALL.contains(f)) {
+            bail!(
+                "--fault {wrong}: not a fault this profile injects (one of: {})",
+                faults::ALL.map(|c| c.name()).join(", ")
+            );
+        }
+        let plan = faults::Plan {
+            rate: self.rate(),
+            send: self.duration(),
+            injection_share: self.injection_share.clone(),
+        };
+        let rows = faults::run(stack, &faults, &plan, out)?;
+        say!("report: {}", out.join("faults.md").display());
+        let failed: Vec<&str> = rows.iter().filter(|r| !r.passed).map(|r| r.fault).collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(check_failed(format!(
+                "faults that lost, stranded or did not recover: {}",
+                failed.join(", ")
+            )))
+        }
+    }
+}
+
+/// CI's subset of the faults profile: the orchestrator and one arm
+/// SIGKILLed under load, with realistic LLM latency.
+pub fn ci_faults(stack: &Stack) -> Result<()> {
+    let out = project_root().join("target/load-test/ci-faults");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out)?;
+    configure_llm_sim(stack, LlmProfile::Realistic)?;
+    let plan = faults::Plan {
+        rate: 20,
+        send: Duration::from_secs(18),
+        injection_share: "2%".into(),
+    };
+    let rows = faults::run(stack, &faults::CI_SUBSET, &plan, &out)?;
+    let failed: Vec<&str> = rows.iter().filter(|r| !r.passed).map(|r| r.fault).collect();
+    if !failed.is_empty() {
+        bail!(
+            "faults under load: {} lost, stranded or did not recover tasks; see {}",
+            failed.join(", "),
+            out.join("faults.md").display()
+        );
+    }
+    Ok(())
 }
 
 /// CI's smoke: the smoke profile against `stack`, then its report must have
@@ -316,10 +414,11 @@ pub fn ci_smoke(sh: &Shell, stack: &Stack) -> Result<()> {
     let _ = std::fs::remove_dir_all(&out);
     LoadTest {
         profile: Profile::Smoke,
-        rate: 20,
+        rate: Some(20),
         vus: 1000,
-        duration: Duration::from_secs(15),
-        llm: LlmProfile::Zero,
+        duration: Some(Duration::from_secs(15)),
+        llm: Some(LlmProfile::Zero),
+        faults: Vec::new(),
         thresholds: Vec::new(),
         abort_on_fail: false,
         injection_share: "2%".into(),
