@@ -117,12 +117,17 @@ impl ArmCaller {
         let capability = request.capability.as_str();
         let mut tried: Vec<String> = Vec::new();
         let mut failures: Vec<String> = Vec::new();
-        let wait_until = (tokio::time::Instant::now() + self.route_wait).min(deadline);
+        // The route wait starts when nothing is callable, not when the step
+        // starts: a call cut off after seconds (its arm died under it) still
+        // waits the whole cool-down and probe for the arm to come back.
+        let mut wait_until = None;
         loop {
             let ranked = match self.registry.rank(capability, &tried) {
                 Ok(ranked) => ranked,
                 Err(why) => {
                     let now = tokio::time::Instant::now();
+                    let wait_until =
+                        *wait_until.get_or_insert((now + self.route_wait).min(deadline));
                     if now >= wait_until {
                         failures.push(why);
                         break;

@@ -260,6 +260,13 @@ impl Stack {
             &format!("{} to die", component.name()),
             Duration::from_secs(10),
             || self.pid(component).is_none(),
+        )?;
+        // A zombie still answers kill(pid, 0): PostgreSQL, started again,
+        // would take its stale postmaster.pid for a live server and refuse.
+        crate::util::wait_for(
+            &format!("{} to be reaped", component.name()),
+            Duration::from_secs(10),
+            || !Path::new(&format!("/proc/{pid}")).exists(),
         )
     }
 
