@@ -456,6 +456,27 @@ impl TaskStore {
             .collect())
     }
 
+    /// Which of `ids` `owner` still holds, and whether cancellation was
+    /// requested for each: `renew_leases`'s answer without its writes. A
+    /// plain read takes no row lock, so it never waits on a group commit.
+    pub async fn held_leases(
+        &self,
+        owner: &str,
+        ids: &[Uuid],
+    ) -> Result<Vec<(Uuid, bool)>, StoreError> {
+        let rows = self
+            .query(
+                "held_leases",
+                "SELECT id, cancel_requested FROM tasks
+                 WHERE id = ANY($2) AND lease_owner = $1 AND status = 'running'",
+                &[&owner, &ids],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
+    }
+
     /// Extends the leases `owner` holds. Returns, per still-held task, whether
     /// cancellation was requested; a task missing from the answer is no longer ours.
     pub async fn renew_leases(

@@ -175,12 +175,17 @@ impl WorkerPool {
         tracing::info!("worker pool stopped");
     }
 
-    /// Renews our leases, stops runs whose task was cancelled or taken away,
-    /// and requeues tasks whose lease expired.
+    /// Renews our leases every third of a lease, stops runs whose task was
+    /// cancelled or taken away, and requeues tasks whose lease expired.
     async fn keep_leases(self: Arc<Self>, shutdown: CancellationToken) {
-        // Renewing often also bounds how long a cancel request waits: ≤ 1 s.
-        let mut tick = tokio::time::interval((self.lease / 3).min(Duration::from_secs(1)));
+        // Cancel requests are looked for every second (a read); leases are
+        // renewed every third of a lease (a write per running task: with
+        // 1,000 tasks waiting on LLM calls, renewing every second was 6 row
+        // updates per task, and their row locks stalled the group commit).
+        let renew_every = self.lease / 3;
+        let mut tick = tokio::time::interval(renew_every.min(Duration::from_secs(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut renewed_at = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -188,7 +193,13 @@ impl WorkerPool {
             }
             let ids: Vec<Uuid> = self.running().keys().copied().collect();
             if !ids.is_empty() {
-                match self.store.renew_leases(&self.owner, &ids, self.lease).await {
+                let held = if renewed_at.elapsed() >= renew_every {
+                    renewed_at = tokio::time::Instant::now();
+                    self.store.renew_leases(&self.owner, &ids, self.lease).await
+                } else {
+                    self.store.held_leases(&self.owner, &ids).await
+                };
+                match held {
                     Ok(held) => {
                         let held: HashMap<Uuid, bool> = held.into_iter().collect();
                         let running = self.running();
