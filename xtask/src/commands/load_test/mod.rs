@@ -170,6 +170,27 @@ impl LoadTest {
         })
     }
 
+    /// `profile` with its defaults against `stack`, the report in `out`
+    /// (what CI runs).
+    fn against(profile: Profile, stack: &Stack, out: PathBuf) -> Self {
+        Self {
+            profile,
+            rate: None,
+            vus: 1000,
+            duration: None,
+            llm: None,
+            faults: Vec::new(),
+            thresholds: Vec::new(),
+            abort_on_fail: false,
+            injection_share: "2%".into(),
+            target: TargetStackArgs {
+                state_dir: Some(stack.state_dir.clone()),
+            },
+            out: Some(out),
+            compare_generators: false,
+        }
+    }
+
     fn rate(&self) -> u32 {
         let default = if self.profile == Profile::Faults {
             50
@@ -386,23 +407,14 @@ impl LoadTest {
 pub fn ci_faults(stack: &Stack) -> Result<()> {
     let out = project_root().join("target/load-test/ci-faults");
     let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out)?;
-    configure_llm_sim(stack, LlmProfile::Realistic)?;
-    let plan = faults::Plan {
-        rate: 20,
-        send: Duration::from_secs(18),
-        injection_share: "2%".into(),
-    };
-    let rows = faults::run(stack, &faults::CI_SUBSET, &plan, &out)?;
-    let failed: Vec<&str> = rows.iter().filter(|r| !r.passed).map(|r| r.fault).collect();
-    if !failed.is_empty() {
-        bail!(
-            "faults under load: {} lost, stranded or did not recover tasks; see {}",
-            failed.join(", "),
-            out.join("faults.md").display()
-        );
+    LoadTest {
+        rate: Some(20),
+        duration: Some(Duration::from_secs(18)),
+        llm: Some(LlmProfile::Realistic),
+        faults: faults::CI_SUBSET.to_vec(),
+        ..LoadTest::against(Profile::Faults, stack, out)
     }
-    Ok(())
+    .measure(stack)
 }
 
 /// CI's smoke: the smoke profile against `stack`, then its report must have
@@ -413,20 +425,10 @@ pub fn ci_smoke(sh: &Shell, stack: &Stack) -> Result<()> {
     let out = project_root().join("target/load-test/ci-smoke");
     let _ = std::fs::remove_dir_all(&out);
     LoadTest {
-        profile: Profile::Smoke,
         rate: Some(20),
-        vus: 1000,
         duration: Some(Duration::from_secs(15)),
         llm: Some(LlmProfile::Zero),
-        faults: Vec::new(),
-        thresholds: Vec::new(),
-        abort_on_fail: false,
-        injection_share: "2%".into(),
-        target: TargetStackArgs {
-            state_dir: Some(stack.state_dir.clone()),
-        },
-        out: Some(out.clone()),
-        compare_generators: false,
+        ..LoadTest::against(Profile::Smoke, stack, out.clone())
     }
     .measure(stack)?;
     let markdown = std::fs::read_to_string(out.join("report.md"))?;
