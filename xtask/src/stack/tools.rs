@@ -1,6 +1,7 @@
-//! Third-party checkers and generators that come from PyPI or npm, each
-//! installed once into a folder of its own under `target/tools/` (never into
-//! the system's Python or node), pinned to one version.
+//! Third-party checkers and generators that come from PyPI, npm or
+//! crates.io, each installed once into a folder of its own under
+//! `target/tools/` (never into the system's Python, node or cargo), pinned
+//! to one version.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -84,6 +85,44 @@ pub fn npm_tool(prefix: &str, package: &str, program: &str) -> Result<PathBuf> {
     }
     say!(
         "installed {package} in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(executable)
+}
+
+/// A binary from a crates.io package, built with `cargo install --locked`
+/// into `target/tools/<krate>-<version>`. Returns `bin/<program>`.
+pub fn cargo_tool(krate: &str, version: &str, program: &str) -> Result<PathBuf> {
+    let dir = tool_dir(&format!("{krate}-{version}"));
+    let executable = dir.join("bin").join(program);
+    if executable.exists() {
+        return Ok(executable);
+    }
+    say!(
+        "building {krate} {version} from crates.io into {} (once; a few minutes)",
+        dir.display()
+    );
+    let started = Instant::now();
+    let status = Command::new("cargo")
+        .args([
+            "install",
+            "--locked",
+            "--quiet",
+            krate,
+            "--version",
+            version,
+            "--root",
+        ])
+        .arg(&dir)
+        .status()?;
+    if !status.success() || !executable.exists() {
+        bail!(
+            "cargo install {krate} {version} did not give {}",
+            executable.display()
+        );
+    }
+    say!(
+        "built {krate} {version} in {:.0}s",
         started.elapsed().as_secs_f64()
     );
     Ok(executable)

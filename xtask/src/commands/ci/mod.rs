@@ -12,6 +12,7 @@ mod api_fuzz;
 mod arms_check;
 mod pii_scan;
 mod rotation_drill;
+mod supply_chain;
 mod system_test;
 
 use super::{alert_sim, detection_eval, dr_test, images, k8s, monitoring, runbooks, workflows};
@@ -59,6 +60,10 @@ impl Ci {
         step(
             "workflows (actionlint, shellcheck, zizmor, pins, xtask args)",
             &mut || workflows::check(sh),
+        )?;
+        step(
+            "supply chain (cargo-deny: licences, bans, sources)",
+            &mut supply_chain::run,
         )?;
         let mut docker_host = String::new();
         step("container engine", &mut || {
