@@ -21,7 +21,7 @@ pub fn run() -> Result<()> {
     let planted = project_root().join("target/tools/deny-negative-control.toml");
     std::fs::write(&planted, "[bans]\ndeny = [{ crate = \"serde\" }]\n")?;
     let (passed, text) = cargo_deny(&deny, &["--config", &planted.to_string_lossy()], "bans")?;
-    if passed || !text.contains("bans FAILED") {
+    if passed || !text.contains("bans FAILED") || !text.contains("explicitly banned") {
         anyhow::bail!("cargo-deny's negative control (serde banned) did not fail:\n{text}");
     }
     let (passed, text) = cargo_deny(&deny, &[], "licenses bans sources")?;
@@ -48,8 +48,8 @@ fn cargo_deny(deny: &Path, extra: &[&str], checks: &str) -> Result<(bool, String
         .args(checks.split(' '))
         .output()
         .with_context(|| format!("running {}", deny.display()))?;
-    Ok((
-        output.status.success(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    ))
+    // Findings go to stderr, the per-check summary to stdout.
+    let text = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    Ok((output.status.success(), text))
 }
