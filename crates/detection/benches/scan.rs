@@ -46,11 +46,12 @@ fn inputs(detector: &Detector) -> Vec<(String, String)> {
     out
 }
 
-fn bench_scan(c: &mut Criterion) {
-    let Ok(detector) = Detector::new(DetectorConfig::default()) else {
+/// The whole scan over every input, as group `name`, with `config`.
+fn bench_detector(c: &mut Criterion, name: &str, config: DetectorConfig) {
+    let Ok(detector) = Detector::new(config) else {
         return;
     };
-    let mut group = c.benchmark_group("scan");
+    let mut group = c.benchmark_group(name);
     for (name, text) in inputs(&detector) {
         group.throughput(Throughput::Bytes(text.len() as u64));
         let mut scan = Scan::default();
@@ -64,25 +65,19 @@ fn bench_scan(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_scan(c: &mut Criterion) {
+    bench_detector(c, "scan", DetectorConfig::default());
+}
+
 fn bench_rules_only(c: &mut Criterion) {
-    let Ok(detector) = Detector::new(DetectorConfig {
-        learned_threshold: None,
-        ..DetectorConfig::default()
-    }) else {
-        return;
-    };
-    let mut group = c.benchmark_group("scan_rules_only");
-    for (name, text) in inputs(&detector) {
-        group.throughput(Throughput::Bytes(text.len() as u64));
-        let mut scan = Scan::default();
-        group.bench_with_input(BenchmarkId::from_parameter(&name), &text, |b, text| {
-            b.iter(|| {
-                detector.scan_into(std::hint::black_box(text), &Checks::default(), &mut scan);
-                scan.pii.len() + scan.injection.len()
-            });
-        });
-    }
-    group.finish();
+    bench_detector(
+        c,
+        "scan_rules_only",
+        DetectorConfig {
+            learned_threshold: None,
+            ..DetectorConfig::default()
+        },
+    );
 }
 
 fn bench_learned(c: &mut Criterion) {

@@ -238,10 +238,7 @@ fn write_documents(dir: &Path, docs: &[Value]) -> Result<()> {
 fn yaml_1_1_loads(program: &Path, dir: &Path) -> Result<Vec<String>> {
     let python = program.with_file_name("python");
     let script = "import sys, yaml\nfor f in sys.argv[1:]:\n    try:\n        yaml.safe_load(open(f))\n    except Exception as e:\n        print(f'{f}: {e}'.replace('\\n', ' '))\n";
-    let mut files: Vec<_> = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<std::io::Result<_>>()?;
-    files.sort();
+    let files = sorted_files(dir)?;
     let output = Command::new(&python)
         .arg("-c")
         .arg(script)
@@ -260,11 +257,17 @@ fn yaml_1_1_loads(program: &Path, dir: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-fn kubernetes_validate(program: &Path, dir: &Path) -> Result<Vec<String>> {
+/// The files of `dir`, in name order.
+fn sorted_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     let mut files: Vec<_> = std::fs::read_dir(dir)?
         .map(|e| e.map(|e| e.path()))
         .collect::<std::io::Result<_>>()?;
     files.sort();
+    Ok(files)
+}
+
+fn kubernetes_validate(program: &Path, dir: &Path) -> Result<Vec<String>> {
+    let files = sorted_files(dir)?;
     let output = Command::new(program)
         .args(["--strict", "-k", KUBERNETES_VERSION, "--quiet", "--no-warn"])
         .args(&files)
@@ -294,10 +297,7 @@ const VALIDATE_CRS: &str = include_str!("validate_crs.py");
 /// checked, and the problems.
 fn crs_against_crds(program: &Path, dir: &Path) -> Result<(usize, Vec<String>)> {
     let python = program.with_file_name("python");
-    let mut files: Vec<_> = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<std::io::Result<_>>()?;
-    files.sort();
+    let files = sorted_files(dir)?;
     let output = Command::new(&python)
         .arg("-c")
         .arg(VALIDATE_CRS)

@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::stack::deploy::reconcile;
-use crate::stack::launch::{self, release_dir};
+use crate::stack::launch;
 use crate::stack::{Component, Stack};
 use crate::{emit, say};
 
@@ -83,12 +83,7 @@ pub fn run(stack: &Stack, faults: &[Component], plan: &Plan, out: &Path) -> Resu
             plan.send.as_secs()
         );
         let dir = out.join(fault.name());
-        let mut engine = Command::new(release_dir().join("octollm-load"))
-            .args(["run", "--url", &stack.url(Component::Orchestrator)])
-            .arg("--token-file")
-            .arg(stack.token_path())
-            .arg("--out")
-            .arg(&dir)
+        let mut engine = super::engine_run(stack, &dir)
             .args(["--rate", &plan.rate.to_string()])
             .args(["--duration", &format!("{}s", plan.send.as_secs())])
             .args(["--injection-share", &plan.injection_share])

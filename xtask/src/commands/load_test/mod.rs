@@ -312,7 +312,6 @@ impl LoadTest {
         // Each task in flight holds a socket in the generator too.
         raise_open_files_once();
         let url = stack.url(Component::Orchestrator);
-        let token = stack.token_path();
         let mut args = self.engine_args();
         if self.profile == Profile::Soak {
             for component in SAMPLED {
@@ -327,11 +326,7 @@ impl LoadTest {
             self.llm().name(),
             out.display()
         );
-        let status = Command::new(&load)
-            .args(["run", "--url", &url, "--token-file"])
-            .arg(&token)
-            .arg("--out")
-            .arg(&out)
+        let status = engine_run(stack, &out)
             .args(&args)
             .status()
             .with_context(|| format!("running {}", load.display()))?;
@@ -464,16 +459,7 @@ fn stall_shows(stack: &Stack) -> Result<()> {
     let pid = stack
         .pid(Component::Orchestrator)
         .context("the orchestrator is not running")?;
-    let mut run = Command::new(release_dir().join("octollm-load"))
-        .args([
-            "run",
-            "--url",
-            &stack.url(Component::Orchestrator),
-            "--token-file",
-        ])
-        .arg(stack.token_path())
-        .arg("--out")
-        .arg(&out)
+    let mut run = engine_run(stack, &out)
         .args([
             "--rate",
             "20",
@@ -500,6 +486,19 @@ fn stall_shows(stack: &Stack) -> Result<()> {
     }
     say!("load-test stall check: a 2 s freeze shows as p99 {p99:.0} ms");
     Ok(())
+}
+
+/// `octollm-load run` against `stack`'s orchestrator with its API token,
+/// the report in `out`; the caller adds the profile's arguments.
+fn engine_run(stack: &Stack, out: &Path) -> Command {
+    let mut command = Command::new(release_dir().join("octollm-load"));
+    command
+        .args(["run", "--url", &stack.url(Component::Orchestrator)])
+        .arg("--token-file")
+        .arg(stack.token_path())
+        .arg("--out")
+        .arg(out);
+    command
 }
 
 /// Components whose memory, files and threads a soak samples.
