@@ -34,6 +34,13 @@ use crate::screening::ReflexScreen;
 use crate::store::TaskStore;
 use crate::worker::{WorkerPool, WorkerSettings};
 
+/// A client for the stack's own services (the reflex layer, the arms):
+/// HTTP/2 with prior knowledge, so one connection carries every call in
+/// flight to a service instead of a socket per call (`service_kit::server`).
+pub(crate) fn internal_http_client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().http2_prior_knowledge()
+}
+
 pub const SERVICE: ServiceInfo = ServiceInfo {
     name: "orchestrator",
     version: env!("CARGO_PKG_VERSION"),

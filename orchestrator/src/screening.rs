@@ -188,7 +188,7 @@ impl ReflexScreen {
             errors.with_label_values(&[kind]);
         }
         Ok(Self {
-            http: reqwest::Client::builder().timeout(timeout).build()?,
+            http: crate::internal_http_client().timeout(timeout).build()?,
             url: format!("{}/v1/reflex/check", url.trim_end_matches('/')),
             token,
             fail_open,

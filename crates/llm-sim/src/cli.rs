@@ -33,7 +33,7 @@ pub struct Cli {
     pub admin_token_file: Option<PathBuf>,
 
     /// Latency distribution: fixed:MS, uniform:MIN,MAX or lognormal:P50,P99 (milliseconds),
-    /// or a profile: zero, realistic (p50 1.5 s, p99 8 s) or slow (p50 10 s, p99 30 s).
+    /// or a profile: zero, realistic (p50 1.5 s, p99 8 s) or slow (p50 30 s, p99 45 s).
     #[arg(long, env = "LLM_SIM_LATENCY", default_value = "fixed:0")]
     pub latency: Latency,
 

@@ -181,7 +181,10 @@ pub enum LatencyProfile {
     Zero,
     /// Log-normal, p50 1.5 s, p99 8 s: a hosted model answering a few hundred tokens.
     Realistic,
-    /// Log-normal, p50 10 s, p99 30 s: a loaded provider or long answers.
+    /// Log-normal, p50 30 s, p99 45 s: long answers from a loaded provider.
+    /// Sized so 10,000 tasks in flight ask for less than this box completes
+    /// (about 130 tasks/s at 2.4 calls per task), with its tail well inside
+    /// the arms' 60 s LLM timeout.
     Slow,
 }
 
@@ -211,8 +214,8 @@ impl LatencyProfile {
                 p99_ms: 8_000.0,
             },
             LatencyProfile::Slow => Latency::LogNormal {
-                p50_ms: 10_000.0,
-                p99_ms: 30_000.0,
+                p50_ms: 30_000.0,
+                p99_ms: 45_000.0,
             },
         }
     }
@@ -864,16 +867,16 @@ mod tests {
         let (mu, sigma) = lognormal_params(p50_ms, p99_ms);
         assert!((mu - 7.313).abs() < 1e-3, "{mu}");
         assert!((sigma - 0.720).abs() < 1e-3, "{sigma}");
-        // slow: mu = ln 10000 = 9.210, sigma = ln 3 / 2.326 = 0.472.
+        // slow: mu = ln 30000 = 10.309, sigma = ln 1.5 / 2.326 = 0.174.
         let Latency::LogNormal { p50_ms, p99_ms } = LatencyProfile::Slow.distribution() else {
             panic!("slow is log-normal");
         };
         let (mu, sigma) = lognormal_params(p50_ms, p99_ms);
-        assert!((mu - 9.210).abs() < 1e-3, "{mu}");
-        assert!((sigma - 0.472).abs() < 1e-3, "{sigma}");
+        assert!((mu - 10.309).abs() < 1e-3, "{mu}");
+        assert!((sigma - 0.174).abs() < 1e-3, "{sigma}");
         for (profile, p50, p99) in [
             (LatencyProfile::Realistic, 1_500.0, 8_000.0),
-            (LatencyProfile::Slow, 10_000.0, 30_000.0),
+            (LatencyProfile::Slow, 30_000.0, 45_000.0),
         ] {
             let latency = Latency::Profile(profile);
             let mut rng = StdRng::seed_from_u64(11);

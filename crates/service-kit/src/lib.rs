@@ -11,6 +11,7 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
+pub mod server;
 pub mod service;
 pub mod telemetry;
 pub mod text;

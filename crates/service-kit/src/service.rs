@@ -217,12 +217,7 @@ impl Kit {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         tokio::spawn(reload_credentials(followed, shutdown.clone()));
-        let server = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let mut server = tokio::spawn(server.into_future());
+        let mut server = tokio::spawn(crate::server::serve_http(listener, app, shutdown.clone()));
 
         tokio::select! {
             result = &mut server => return flatten(result),
@@ -265,12 +260,8 @@ pub fn exit_code<E: std::fmt::Display>(
     }
 }
 
-fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), KitError> {
-    match result {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(KitError::Serve(error)),
-        Err(join) => Err(KitError::Serve(std::io::Error::other(join.to_string()))),
-    }
+fn flatten(result: Result<(), tokio::task::JoinError>) -> Result<(), KitError> {
+    result.map_err(|join| KitError::Serve(std::io::Error::other(join.to_string())))
 }
 
 /// Re-reads every followed credential on SIGHUP and every

@@ -50,7 +50,10 @@ pub struct ArmArgs {
     pub executor_commands: Vec<String>,
 
     /// Longest single call to an arm (further bounded by the task's deadline).
-    #[arg(long, env = "OCTOLLM_ARM_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    /// Above one LLM attempt (the arms' `LLM_TIMEOUT`, 60 s) plus the arm's
+    /// own work, so a slow but healthy model does not count against the arm's
+    /// circuit; a hung arm is found by its failing probes sooner than this.
+    #[arg(long, env = "OCTOLLM_ARM_TIMEOUT", default_value = "90s", value_parser = humantime::parse_duration)]
     pub arm_timeout: Duration,
 
     /// Retries of a failed call on the same arm instance before failing over.

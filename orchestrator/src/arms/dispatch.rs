@@ -93,7 +93,7 @@ impl ArmCaller {
     ) -> Result<Self, reqwest::Error> {
         Ok(Self {
             registry,
-            http: reqwest::Client::builder().build()?,
+            http: crate::internal_http_client().build()?,
             metrics,
             attempt_timeout,
             retries,

@@ -194,7 +194,9 @@ impl ArmRegistry {
             .collect();
         Ok(Self {
             arms,
-            http: reqwest::Client::builder().timeout(PROBE_TIMEOUT).build()?,
+            http: crate::internal_http_client()
+                .timeout(PROBE_TIMEOUT)
+                .build()?,
             token,
         })
     }

@@ -44,7 +44,7 @@ faults       for each --fault (default: every service, PostgreSQL, Redis) a fres
 of the way in; per fault: acknowledged, lost, stuck, error kinds, time to recover \
 (faults.md). --llm defaults to realistic here, so tasks are in flight when the fault hits\n\n\
 LLM latency profiles (set on llm-sim): zero (overhead only), realistic (log-normal, p50 1.5 s, \
-p99 8 s per call), slow (log-normal, p50 10 s). The plan mix sends 3 of 5 tasks to the \
+p99 8 s per call), slow (log-normal, p50 30 s, p99 45 s). The plan mix sends 3 of 5 tasks to the \
 retriever, 1 to the retriever and the coder, 1 to the executor; every task also passes the \
 planner, the guardian and the judge.\n\n\
 Examples:\n  \
