@@ -76,6 +76,13 @@ pub struct Args {
     #[arg(long, env = "REFLEX_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub reflex_timeout: Duration,
 
+    /// Call the reflex layer and the arms over HTTP/2 (prior knowledge): one
+    /// connection carries every call in flight. `false`: HTTP/1.1, a
+    /// connection per call in flight, which a Kubernetes Service spreads over
+    /// its pods (it balances connections, not requests).
+    #[arg(long, env = "OCTOLLM_INTERNAL_HTTP2", default_value_t = true, action = clap::ArgAction::Set)]
+    pub internal_http2: bool,
+
     /// Longest `?wait=` a client may ask for on GET /v1/tasks/{id}.
     #[arg(long, env = "OCTOLLM_MAX_WAIT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub max_wait: Duration,

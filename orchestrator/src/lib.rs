@@ -34,11 +34,30 @@ use crate::screening::ReflexScreen;
 use crate::store::TaskStore;
 use crate::worker::{WorkerPool, WorkerSettings};
 
-/// A client for the stack's own services (the reflex layer, the arms):
-/// HTTP/2 with prior knowledge, so one connection carries every call in
-/// flight to a service instead of a socket per call (`service_kit::server`).
-pub(crate) fn internal_http_client() -> reqwest::ClientBuilder {
-    reqwest::Client::builder().http2_prior_knowledge()
+/// How the orchestrator calls the stack's own services (the reflex layer,
+/// the arms): `OCTOLLM_INTERNAL_HTTP2`.
+#[derive(Debug, Clone, Copy)]
+pub struct InternalHttp {
+    /// HTTP/2 with prior knowledge: one connection carries every call in
+    /// flight to a service instead of a socket per call (`service_kit::server`).
+    pub http2: bool,
+}
+
+impl Default for InternalHttp {
+    fn default() -> Self {
+        Self { http2: true }
+    }
+}
+
+impl InternalHttp {
+    pub fn client(self) -> reqwest::ClientBuilder {
+        let builder = reqwest::Client::builder();
+        if self.http2 {
+            builder.http2_prior_knowledge()
+        } else {
+            builder
+        }
+    }
 }
 
 pub const SERVICE: ServiceInfo = ServiceInfo {
@@ -93,11 +112,14 @@ impl Orchestrator {
             queue_depth.clone(),
             shutdown.clone(),
         ));
-        let executor: Arc<dyn StepExecutor> = match arms::start(&args.arms, kit, shutdown.clone())?
-        {
-            Some(arm_steps) => Arc::new(arm_steps),
-            None => Arc::new(LlmSteps::new(llm)),
+        let internal = InternalHttp {
+            http2: args.internal_http2,
         };
+        let executor: Arc<dyn StepExecutor> =
+            match arms::start(&args.arms, internal, kit, shutdown.clone())? {
+                Some(arm_steps) => Arc::new(arm_steps),
+                None => Arc::new(LlmSteps::new(llm)),
+            };
         let pool_of_workers = WorkerPool::new(
             store.clone(),
             executor,
@@ -129,6 +151,7 @@ impl Orchestrator {
                 kit.follow("reflex token", token.clone());
                 Some(Arc::new(ReflexScreen::new(
                     url,
+                    internal,
                     token,
                     args.reflex_fail_open,
                     args.reflex_timeout,

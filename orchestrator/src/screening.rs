@@ -155,6 +155,7 @@ pub struct ReflexScreen {
 impl ReflexScreen {
     pub fn new(
         url: &str,
+        internal: crate::InternalHttp,
         token: OutboundToken,
         fail_open: bool,
         timeout: Duration,
@@ -188,7 +189,7 @@ impl ReflexScreen {
             errors.with_label_values(&[kind]);
         }
         Ok(Self {
-            http: crate::internal_http_client().timeout(timeout).build()?,
+            http: internal.client().timeout(timeout).build()?,
             url: format!("{}/v1/reflex/check", url.trim_end_matches('/')),
             token,
             fail_open,

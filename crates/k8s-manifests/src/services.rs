@@ -298,6 +298,10 @@ pub fn service_objects(root: &Path, params: &Params, s: &Svc) -> Result<Vec<Obje
     }
     if !arms.is_empty() {
         config.insert("OCTOLLM_ARMS".to_owned(), arms.join(","));
+        // A Service balances connections, not requests: over one HTTP/2
+        // connection every call would go to the same pod. Containers' open-files
+        // limits leave room for a connection per call in flight.
+        config.insert("OCTOLLM_INTERNAL_HTTP2".to_owned(), "false".to_owned());
     }
     let mut secret_file = |var: &str,
                            volume: &str,

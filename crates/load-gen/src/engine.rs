@@ -81,6 +81,10 @@ pub struct RunArgs {
     /// Closed model: virtual users, each looping submit → wait for completion.
     #[arg(long)]
     pub vus: Option<u64>,
+    /// Closed model: start the users evenly over this long instead of all at
+    /// once, so their iterations do not move in lockstep waves (part of --duration).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub ramp_up: Duration,
     /// Open model: iterations in flight at most; arrivals beyond it are dropped and counted.
     #[arg(long, default_value_t = 20_000)]
     pub max_in_flight: u64,
@@ -184,6 +188,7 @@ enum Plan {
     },
     Closed {
         vus: u64,
+        ramp_up: Duration,
         duration: Duration,
     },
 }
@@ -227,7 +232,14 @@ fn plan(args: &RunArgs) -> Result<Plan, Failure> {
             let duration = args
                 .duration
                 .ok_or_else(|| usage("the closed model needs --duration"))?;
-            Ok(Plan::Closed { vus, duration })
+            if args.ramp_up > duration {
+                return Err(usage("--ramp-up must not be longer than --duration"));
+            }
+            Ok(Plan::Closed {
+                vus,
+                ramp_up: args.ramp_up,
+                duration,
+            })
         }
         Model::Open => {
             if args.vus.is_some() {
@@ -609,13 +621,25 @@ async fn open_generator(
     set
 }
 
-async fn closed_generator(ctx: Arc<Ctx>, vus: u64, duration: Duration) -> JoinSet<()> {
+async fn closed_generator(
+    ctx: Arc<Ctx>,
+    vus: u64,
+    ramp_up: Duration,
+    duration: Duration,
+) -> JoinSet<()> {
     let shared = ctx.shared.clone();
     let mut set = JoinSet::new();
-    for _ in 0..vus {
+    let first = tokio::time::Instant::now();
+    for user in 0..vus {
         let ctx = ctx.clone();
+        // User `user` starts at user/vus of the ramp.
+        let start_at = first + ramp_up.mul_f64(user as f64 / vus as f64);
         set.spawn(async move {
             let shared = ctx.shared.clone();
+            tokio::select! {
+                () = tokio::time::sleep_until(start_at) => {}
+                () = shared.stopped() => return,
+            }
             while !shared.stopping() {
                 let started = Instant::now();
                 let end = {
@@ -1145,9 +1169,14 @@ pub async fn run(args: RunArgs) -> Result<Outcome, Failure> {
             let sent_for = start.elapsed().as_secs_f64().max(1e-9);
             (set, Some(profile.arrivals_before(sent_for) / sent_for))
         }
-        Plan::Closed { vus, duration } => {
-            (closed_generator(ctx.clone(), *vus, *duration).await, None)
-        }
+        Plan::Closed {
+            vus,
+            ramp_up,
+            duration,
+        } => (
+            closed_generator(ctx.clone(), *vus, *ramp_up, *duration).await,
+            None,
+        ),
     };
     shared.request_stop();
     let send_end = Instant::now();
@@ -1290,6 +1319,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome, Failure> {
         "start_rate": args.start_rate,
         "duration_s": args.duration.map(|d| d.as_secs_f64()),
         "vus": args.vus,
+        "ramp_up_s": args.ramp_up.as_secs_f64(),
         "max_in_flight": args.max_in_flight,
         "late_start_tolerance_ms": args.late_start_tolerance.as_secs_f64() * 1000.0,
         "knee": args.find_knee.then(|| serde_json::json!({

@@ -86,6 +86,7 @@ pub struct ArmCaller {
 impl ArmCaller {
     pub fn new(
         registry: Arc<ArmRegistry>,
+        internal: crate::InternalHttp,
         metrics: ArmMetrics,
         attempt_timeout: Duration,
         retries: u32,
@@ -93,7 +94,7 @@ impl ArmCaller {
     ) -> Result<Self, reqwest::Error> {
         Ok(Self {
             registry,
-            http: crate::internal_http_client().build()?,
+            http: internal.client().build()?,
             metrics,
             attempt_timeout,
             retries,

@@ -26,6 +26,7 @@ pub use registry::ArmRegistry;
 /// and starts probing the arms. Bad configuration is an error naming it.
 pub fn start(
     args: &ArmArgs,
+    internal: crate::InternalHttp,
     kit: &service_kit::Kit,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Option<ArmSteps>> {
@@ -67,6 +68,7 @@ pub fn start(
     tracing::info!(arms = %labels.join(","), "arms configured: tasks are planned and run by the arms");
     let arms = Arc::new(ArmRegistry::new(
         endpoints,
+        internal,
         token,
         &metrics,
         args.arm_circuit_failures,
@@ -78,6 +80,7 @@ pub fn start(
         .unwrap_or(args.arm_circuit_cool_down + args.arm_probe_interval);
     let caller = ArmCaller::new(
         arms,
+        internal,
         metrics,
         args.arm_timeout,
         args.arm_retries,

@@ -170,6 +170,7 @@ pub struct ArmRegistry {
 impl ArmRegistry {
     pub fn new(
         endpoints: Vec<ArmEndpoint>,
+        internal: crate::InternalHttp,
         token: OutboundToken,
         metrics: &ArmMetrics,
         circuit_failures: u32,
@@ -194,9 +195,7 @@ impl ArmRegistry {
             .collect();
         Ok(Self {
             arms,
-            http: crate::internal_http_client()
-                .timeout(PROBE_TIMEOUT)
-                .build()?,
+            http: internal.client().timeout(PROBE_TIMEOUT).build()?,
             token,
         })
     }
@@ -400,6 +399,7 @@ mod tests {
             .remove(0);
         let registry = ArmRegistry::new(
             vec![endpoint],
+            crate::InternalHttp::default(),
             OutboundToken::fixed("test-token-0123456789").unwrap(),
             &metrics,
             3,

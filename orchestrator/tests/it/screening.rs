@@ -215,6 +215,7 @@ async fn an_injection_across_a_chunk_boundary_is_still_rejected() {
     let registry = prometheus::Registry::new();
     let screen = ReflexScreen::new(
         &reflex,
+        orchestrator::InternalHttp::default(),
         service_kit::OutboundToken::fixed(TOKEN).unwrap(),
         false,
         Duration::from_secs(10),
@@ -544,6 +545,7 @@ async fn a_chunk_size_outside_the_reflex_limits_is_refused() {
     let screen = || {
         ReflexScreen::new(
             "http://127.0.0.1:9",
+            orchestrator::InternalHttp::default(),
             service_kit::OutboundToken::fixed(TOKEN).unwrap(),
             false,
             Duration::from_secs(1),
@@ -560,6 +562,7 @@ async fn a_chunk_size_outside_the_reflex_limits_is_refused() {
     // Unreachable, failing closed: an outage, not the request's fault.
     let closed = ReflexScreen::new(
         "http://127.0.0.1:9",
+        orchestrator::InternalHttp::default(),
         service_kit::OutboundToken::fixed(TOKEN).unwrap(),
         false,
         Duration::from_secs(1),

@@ -37,7 +37,8 @@ stress       ramp to --rate over 30 s, hold it --duration, ramp down: past capac
 spike        --rate/10 for 20 s, --rate for 10 s, --rate/10 for 30 s: the system recovers after the spike\n  \
 soak         --rate/10 for --duration with resident memory, open files and threads sampled; a leak fails it\n  \
 breakpoint   ramp from 0 to --rate over --duration and stop at the first failed threshold\n  \
-concurrency  --vus tasks always in flight (closed model) for --duration; P95 < 30 s, or with \
+concurrency  --vus tasks always in flight (closed model) for --duration, the users started over \
+the first 10 s (realistic) or 60 s (slow); P95 < 30 s, or with \
 --llm slow the overhead (end to end minus the task's own simulated LLM time) P95 <= 100 ms\n  \
 faults       for each --fault (default: every service, PostgreSQL, Redis) a fresh run at --rate \
 (default 50) for --duration (default 30 s), the component SIGKILLed and started again a third \
@@ -86,6 +87,17 @@ impl LlmProfile {
             Self::Zero => "zero",
             Self::Realistic => "realistic",
             Self::Slow => "slow",
+        }
+    }
+
+    /// How long the concurrency profile takes to start its users: about one
+    /// task's life, so their rounds spread out instead of moving in waves
+    /// (10,000 slow tasks submitted in one second also meet a full queue).
+    fn ramp_up(self) -> Duration {
+        match self {
+            Self::Zero => Duration::ZERO,
+            Self::Realistic => Duration::from_secs(10),
+            Self::Slow => Duration::from_secs(60),
         }
     }
 }
@@ -263,6 +275,8 @@ impl LoadTest {
                 self.vus.to_string(),
                 "--duration".into(),
                 format!("{secs}s"),
+                "--ramp-up".into(),
+                format!("{}s", self.llm().ramp_up().as_secs().min(secs / 2)),
                 // A slow task outlives many long polls; the drain waits
                 // for the last round of tasks to end.
                 "--drain-timeout".into(),
