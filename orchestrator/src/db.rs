@@ -37,6 +37,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "submitted_by",
             sql: include_str!("../migrations/0004_submitted_by.sql"),
         },
+        Migration {
+            version: 5,
+            name: "owner_leases",
+            sql: include_str!("../migrations/0005_owner_leases.sql"),
+        },
     ],
 };
 

@@ -400,20 +400,23 @@ impl TaskStore {
     }
 
     /// Claims up to `limit` queued tasks for `owner`, highest priority first,
-    /// skipping rows other replicas hold; returns them with their finished steps.
+    /// skipping rows other replicas hold; returns them with their finished
+    /// steps. Claims nothing while `owner`'s lease ([`Self::renew_owner`]) is
+    /// not current: a replica presumed dead takes no new work.
     pub async fn claim(
         &self,
         owner: &str,
-        lease: Duration,
         limit: i64,
     ) -> Result<Vec<(TaskRecord, Vec<StepRecord>)>, StoreError> {
         let sql = format!(
             "WITH picked AS (
                  SELECT id FROM tasks WHERE status = 'queued'
-                 ORDER BY priority DESC, created_at LIMIT $3 FOR UPDATE SKIP LOCKED),
+                     AND EXISTS (SELECT 1 FROM task_owners
+                                 WHERE owner = $1 AND lease_expires_at > now())
+                 ORDER BY priority DESC, created_at LIMIT $2 FOR UPDATE SKIP LOCKED),
              claimed AS (
                  UPDATE tasks t SET status = 'running', lease_owner = $1,
-                     lease_expires_at = now() + make_interval(secs => $2),
+                     lease_expires_at = NULL,
                      attempts = t.attempts + 1, started_at = coalesce(t.started_at, now()),
                      deadline_at = coalesce(t.deadline_at, now() + t.max_time_seconds * interval '1 second'),
                      updated_at = now()
@@ -424,10 +427,7 @@ impl TaskStore {
                  SELECT id, 'claimed', jsonb_build_object('owner', $1::text, 'attempt', attempts) FROM claimed)
              SELECT {TASK_COLUMNS} FROM claimed"
         );
-        let lease_secs = lease.as_secs_f64();
-        let rows = self
-            .query("claim_tasks", &sql, &[&owner, &lease_secs, &limit])
-            .await?;
+        let rows = self.query("claim_tasks", &sql, &[&owner, &limit]).await?;
         let tasks: Vec<TaskRecord> = rows.iter().map(task_from_row).collect::<Result<_, _>>()?;
         if tasks.is_empty() {
             return Ok(Vec::new());
@@ -456,51 +456,72 @@ impl TaskStore {
             .collect())
     }
 
-    /// Which of `ids` `owner` still holds, and whether cancellation was
-    /// requested for each: `renew_leases`'s answer without its writes. A
-    /// plain read takes no row lock, so it never waits on a group commit.
-    pub async fn held_leases(
-        &self,
-        owner: &str,
-        ids: &[Uuid],
-    ) -> Result<Vec<(Uuid, bool)>, StoreError> {
+    /// Which of `ids` `owner` still holds: after its lease lapsed, the ones
+    /// a sweep has not requeued. A plain read takes no row lock.
+    pub async fn held_leases(&self, owner: &str, ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError> {
         let rows = self
             .query(
                 "held_leases",
-                "SELECT id, cancel_requested FROM tasks
+                "SELECT id FROM tasks
                  WHERE id = ANY($2) AND lease_owner = $1 AND status = 'running'",
                 &[&owner, &ids],
             )
             .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect()
+        rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
     }
 
-    /// Extends the leases `owner` holds. Returns, per still-held task, whether
-    /// cancellation was requested; a task missing from the answer is no longer ours.
-    pub async fn renew_leases(
-        &self,
-        owner: &str,
-        ids: &[Uuid],
-        lease: Duration,
-    ) -> Result<Vec<(Uuid, bool)>, StoreError> {
-        let lease_secs = lease.as_secs_f64();
-        // Row locks in id order, as the group commit takes them.
-        let mut ids = ids.to_vec();
-        ids.sort_unstable();
+    /// The running tasks of `owner` whose cancellation was requested (a
+    /// partial index holds just those).
+    pub async fn cancel_requests(&self, owner: &str) -> Result<Vec<Uuid>, StoreError> {
         let rows = self
             .query(
-                "renew_leases",
-                "UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $2)
-                 WHERE id = ANY($3) AND lease_owner = $1 AND status = 'running'
-                 RETURNING id, cancel_requested",
-                &[&owner, &lease_secs, &ids],
+                "cancel_requests",
+                "SELECT id FROM tasks
+                 WHERE lease_owner = $1 AND status = 'running' AND cancel_requested",
+                &[&owner],
             )
             .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect()
+        rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
+    }
+
+    /// Extends (or first takes) `owner`'s lease, the one row every task it
+    /// runs depends on. Returns whether the lease held without a gap: false
+    /// when it is new, or had expired, or a sweep had already deleted it and
+    /// requeued its tasks ([`Self::held_leases`] then says which are left).
+    /// The row lock orders this against a sweep: either the sweep sees the
+    /// renewed lease, or this sees the row gone.
+    pub async fn renew_owner(&self, owner: &str, lease: Duration) -> Result<bool, StoreError> {
+        let rows = self
+            .query(
+                "renew_owner",
+                "WITH before AS (
+                     SELECT lease_expires_at >= now() AS current FROM task_owners
+                     WHERE owner = $1 FOR UPDATE),
+                 renewed AS (
+                     INSERT INTO task_owners (owner, lease_expires_at)
+                     VALUES ($1, now() + make_interval(secs => $2))
+                     ON CONFLICT (owner) DO UPDATE SET lease_expires_at = excluded.lease_expires_at)
+                 SELECT coalesce((SELECT current FROM before), false)",
+                &[&owner, &lease.as_secs_f64()],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or(false))
+    }
+
+    /// Gives up `owner`'s lease at a clean shutdown, after its tasks were
+    /// handed back.
+    pub async fn retire_owner(&self, owner: &str) -> Result<(), StoreError> {
+        self.query(
+            "retire_owner",
+            "DELETE FROM task_owners WHERE owner = $1",
+            &[&owner],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Persists a finished step and adds its usage to the task, if `owner`
@@ -566,20 +587,38 @@ impl TaskStore {
         Ok(rows.len() as u64)
     }
 
-    /// Requeues running tasks whose lease expired (their worker died).
-    pub async fn requeue_expired(&self) -> Result<u64, StoreError> {
+    /// Requeues the running tasks of replicas whose lease expired (they
+    /// died, or lost the database for a lease), deleting those leases in the
+    /// same transaction, and tasks whose own lease expired (claimed by a
+    /// replica older than owner leases). With `orphans`, also tasks whose
+    /// owner has no lease row at all (claimed in the instant a sweep deleted
+    /// it, then the owner died): a scan of every running task, so the caller
+    /// asks for it once a lease, not every second.
+    pub async fn requeue_expired(&self, orphans: bool) -> Result<u64, StoreError> {
         let rows = self
             .query(
                 "requeue_expired",
-                "WITH expired AS (
+                "WITH dead AS (
+                     DELETE FROM task_owners WHERE owner IN (
+                         SELECT owner FROM task_owners WHERE lease_expires_at < now()
+                         FOR UPDATE SKIP LOCKED)
+                     RETURNING owner),
+                 expired AS (
                      UPDATE tasks SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
                          updated_at = now()
-                     WHERE id IN (SELECT id FROM tasks WHERE status = 'running' AND lease_expires_at < now()
-                                  FOR UPDATE SKIP LOCKED)
+                     WHERE status = 'running' AND id IN (
+                         SELECT id FROM tasks
+                         WHERE status = 'running' AND lease_owner IN (SELECT owner FROM dead)
+                         UNION ALL
+                         SELECT id FROM tasks WHERE status = 'running' AND lease_expires_at < now()
+                         UNION ALL
+                         SELECT id FROM tasks t
+                         WHERE $1 AND t.status = 'running' AND t.lease_expires_at IS NULL
+                             AND NOT EXISTS (SELECT 1 FROM task_owners o WHERE o.owner = t.lease_owner))
                      RETURNING id)
                  INSERT INTO task_events (task_id, kind) SELECT id, 'lease_expired' FROM expired
                  RETURNING task_id",
-                &[],
+                &[&orphans],
             )
             .await?;
         Ok(rows.len() as u64)

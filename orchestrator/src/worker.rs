@@ -1,8 +1,11 @@
 //! `WorkerPool`: claims queued tasks and runs them, at most `workers` at once.
 //!
-//! Claims use `FOR UPDATE SKIP LOCKED` and a lease that a keeper renews; a
-//! sweeper requeues tasks whose lease expired, so the tasks of a crashed
-//! replica resume (at their next unfinished step) elsewhere or after restart.
+//! Claims use `FOR UPDATE SKIP LOCKED`. A replica holds its tasks through one
+//! lease of its own (a `task_owners` row) that a keeper renews; a sweeper
+//! requeues the tasks of a replica whose lease expired, so the tasks of a
+//! crashed replica resume (at their next unfinished step) elsewhere or after
+//! restart. Every write of a task's progress is conditional on its owner, so
+//! a replica that lost its lease cannot overwrite the new owner's work.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -42,7 +45,7 @@ struct Running {
 pub struct WorkerSettings {
     /// Tasks run at once.
     pub workers: usize,
-    /// How long a claim stays ours without renewal.
+    /// How long this replica's tasks stay ours without a renewal.
     pub lease: Duration,
     /// A task claimed more often than this is failed as abandoned.
     pub max_attempts: i32,
@@ -103,10 +106,19 @@ impl WorkerPool {
 
     /// Claims and runs tasks until `shutdown`; then hands unfinished tasks back.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        // Our lease first: claims need it.
+        let mut backoff = Duration::from_millis(100);
+        while let Err(error) = self.store.renew_owner(&self.owner, self.lease).await {
+            tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "cannot take this replica's task lease");
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = shutdown.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
         tracing::info!(owner = %self.owner, workers = self.workers, "worker pool started");
         tokio::spawn(self.clone().keep_leases(shutdown.clone()));
         let slots = Arc::new(Semaphore::new(self.workers));
-        let mut backoff = Duration::from_millis(100);
         loop {
             let first = tokio::select! {
                 permit = slots.clone().acquire_owned() => match permit {
@@ -128,7 +140,7 @@ impl WorkerPool {
             }
             let asked = permits.len();
             let limit = i64::try_from(asked).unwrap_or(1);
-            match self.store.claim(&self.owner, self.lease, limit).await {
+            match self.store.claim(&self.owner, limit).await {
                 Ok(claimed) => {
                     backoff = Duration::from_millis(100);
                     // Fewer tasks than asked for: the queue was empty. Asking
@@ -172,65 +184,85 @@ impl WorkerPool {
         let _ = slots
             .acquire_many(u32::try_from(self.workers).unwrap_or(u32::MAX))
             .await;
+        if let Err(error) = self.store.retire_owner(&self.owner).await {
+            tracing::warn!(%error, "cannot give up this replica's lease; it expires on its own");
+        }
         tracing::info!("worker pool stopped");
     }
 
-    /// Renews our leases every third of a lease, stops runs whose task was
-    /// cancelled or taken away, and requeues tasks whose lease expired.
+    /// Renews our lease every third of a lease, stops runs whose task was
+    /// cancelled or taken away, and requeues the tasks of replicas whose
+    /// lease expired.
     async fn keep_leases(self: Arc<Self>, shutdown: CancellationToken) {
-        // Cancel requests are looked for every second (a read); leases are
-        // renewed every third of a lease (a write per running task: with
-        // 1,000 tasks waiting on LLM calls, renewing every second was 6 row
-        // updates per task, and their row locks stalled the group commit).
+        // One row a renewal, however many tasks run (a row per task was
+        // 1,000 row versions a second with 10,000 tasks in flight). Cancel
+        // requests are looked for every second, in an index of the few.
         let renew_every = self.lease / 3;
         let mut tick = tokio::time::interval(renew_every.min(Duration::from_secs(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut renewed_at = tokio::time::Instant::now();
+        let mut orphans_swept_at = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 () = shutdown.cancelled() => return,
             }
-            let ids: Vec<Uuid> = self.running().keys().copied().collect();
-            if !ids.is_empty() {
-                let held = if renewed_at.elapsed() >= renew_every {
-                    renewed_at = tokio::time::Instant::now();
-                    self.store.renew_leases(&self.owner, &ids, self.lease).await
-                } else {
-                    self.store.held_leases(&self.owner, &ids).await
-                };
-                match held {
-                    Ok(held) => {
-                        let held: HashMap<Uuid, bool> = held.into_iter().collect();
-                        let running = self.running();
-                        // Only the tasks we asked about: a task claimed since is not lost.
-                        for (id, run) in ids.iter().filter_map(|id| Some((id, running.get(id)?))) {
-                            let reason = match held.get(id) {
-                                None => Some(StopReason::LeaseLost),
-                                Some(true) => Some(StopReason::Cancelled),
-                                Some(false) => None,
-                            };
-                            if let Some(reason) = reason {
-                                *run.reason.lock().unwrap_or_else(PoisonError::into_inner) =
-                                    Some(reason);
-                                run.stop.cancel();
+            if renewed_at.elapsed() >= renew_every {
+                // The tasks running before the renewal: one claimed since was
+                // claimed under the renewed lease.
+                let ids: Vec<Uuid> = self.running().keys().copied().collect();
+                match self.store.renew_owner(&self.owner, self.lease).await {
+                    Ok(true) => renewed_at = tokio::time::Instant::now(),
+                    Ok(false) => {
+                        renewed_at = tokio::time::Instant::now();
+                        tracing::warn!(
+                            "this replica's task lease had lapsed; keeping only the tasks no sweep requeued"
+                        );
+                        match self.store.held_leases(&self.owner, &ids).await {
+                            Ok(held) => {
+                                let held: std::collections::HashSet<Uuid> =
+                                    held.into_iter().collect();
+                                let lost = ids.iter().filter(|id| !held.contains(id));
+                                self.stop_runs(lost, StopReason::LeaseLost);
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "cannot tell which tasks are still ours")
                             }
                         }
                     }
-                    Err(error) => tracing::warn!(%error, "cannot renew task leases"),
+                    Err(error) => tracing::warn!(%error, "cannot renew this replica's task lease"),
                 }
             }
-            match self.store.requeue_expired().await {
+            if !self.running().is_empty() {
+                match self.store.cancel_requests(&self.owner).await {
+                    Ok(ids) => self.stop_runs(ids.iter(), StopReason::Cancelled),
+                    Err(error) => tracing::debug!(%error, "cannot look for cancel requests"),
+                }
+            }
+            let orphans = orphans_swept_at.elapsed() >= self.lease;
+            if orphans {
+                orphans_swept_at = tokio::time::Instant::now();
+            }
+            match self.store.requeue_expired(orphans).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::warn!(
                         requeued = n,
-                        "requeued tasks whose worker stopped renewing its lease"
+                        "requeued tasks whose replica stopped renewing its lease"
                     );
                     self.wake.notify_one();
                 }
                 Err(error) => tracing::debug!(%error, "cannot sweep expired leases"),
             }
+        }
+    }
+
+    /// Stops the runs of `ids` that are still running here, saying why.
+    fn stop_runs<'a>(&self, ids: impl Iterator<Item = &'a Uuid>, reason: StopReason) {
+        let running = self.running();
+        for run in ids.filter_map(|id| running.get(id)) {
+            *run.reason.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+            run.stop.cancel();
         }
     }
 

@@ -8,6 +8,7 @@ mod durability;
 mod fake_arm;
 mod group_commit;
 mod harness;
+mod leases;
 mod lifecycle;
 mod llm_failures;
 mod postgres_outage;
