@@ -149,14 +149,16 @@ impl Orchestrator {
                     None => anyhow::bail!("REFLEX_URL is set but REFLEX_TOKEN_FILE is not"),
                 };
                 kit.follow("reflex token", token.clone());
-                Some(Arc::new(ReflexScreen::new(
+                let screen = Arc::new(ReflexScreen::new(
                     url,
                     internal,
                     token,
                     args.reflex_fail_open,
                     args.reflex_timeout,
                     kit.registry(),
-                )?))
+                )?);
+                tokio::spawn(screen.clone().probe_while_open(shutdown.clone()));
+                Some(screen)
             }
             None => {
                 tracing::warn!("REFLEX_URL unset: tasks are accepted without screening");

@@ -27,14 +27,16 @@
 //! token or any personal data.
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use serde_json::{Value, json};
 use service_kit::{FieldError, OutboundToken, Problem};
+use tokio_util::sync::CancellationToken;
 
-use crate::circuit::CircuitBreaker;
+use crate::circuit::{CircuitBreaker, CircuitState};
 
 /// Longest text the reflex layer screens in one call, in characters
 /// (`reflex_layer::api::TEXT_MAX_CHARS`; a test keeps them equal).
@@ -140,6 +142,12 @@ enum Call {
     Refused(Refused),
     Failed { kind: &'static str, reason: String },
 }
+
+/// How often [`ReflexScreen::probe_while_open`] asks an open circuit's reflex layer.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// What the probe screens: harmless, the same every time (the reflex
+/// layer's cache answers it).
+const PROBE_TEXT: &str = "orchestrator circuit probe";
 
 pub struct ReflexScreen {
     http: reqwest::Client,
@@ -273,6 +281,29 @@ impl ReflexScreen {
         } else {
             Screening::Allowed
         })
+    }
+
+    /// While the circuit is open, screens a fixed probe text every
+    /// [`PROBE_INTERVAL`]; an answer (the reflex layer is up and takes our
+    /// credential) closes the circuit at once. Without it a restarted reflex
+    /// layer, back within a second, waited out the whole cool-down, and every
+    /// task submitted meanwhile got 503.
+    pub async fn probe_while_open(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(PROBE_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            if self.breaker.state() == CircuitState::Closed {
+                continue;
+            }
+            if !matches!(self.request(PROBE_TEXT, None).await, Call::Failed { .. }) {
+                self.breaker.record_success();
+                tracing::info!("reflex circuit closed after a successful probe");
+            }
+        }
     }
 
     /// One call, through the circuit; counts what gave no verdict.

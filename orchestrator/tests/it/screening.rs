@@ -628,3 +628,53 @@ async fn oversized_tasks_are_refused_up_front_and_never_open_the_circuit() {
     });
     orch.submit(largest).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reflex_layer_back_from_an_outage_closes_the_circuit_before_the_cool_down() {
+    let pg = postgres().await;
+    let llm = llm_sim().await;
+    let fake = FakeReflex::start().await;
+    let tokens = token_file();
+    let orch = Orchestrator::start_with_env(
+        &pg.url(),
+        &llm.base_url(),
+        &[],
+        &[("REFLEX_URL", &fake.url), ("REFLEX_TOKEN_FILE", &tokens)],
+    )
+    .await;
+    orch.wait_ready(Duration::from_secs(30)).await;
+    let task = json!({"goal": "Summarise the report"});
+    let circuit = |metrics: &str| sample(metrics, "octollm_reflex_circuit_state", &[]);
+
+    // Five failures open the circuit (cool-down 10 s).
+    fake.answer(503, None);
+    for _ in 0..5 {
+        assert_eq!(orch.post_json("/v1/tasks", &task).await.status(), 503);
+    }
+    assert_eq!(circuit(&orch.metrics().await), Some(2.0));
+    // While it is down the probe keeps failing, and the circuit stays open.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(circuit(&orch.metrics().await), Some(2.0));
+
+    // Back up: a probe (every second) closes the circuit well inside the
+    // cool-down, and tasks are screened again.
+    fake.answer(200, None);
+    let back = std::time::Instant::now();
+    while circuit(&orch.metrics().await) != Some(0.0) {
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "the circuit was still open {:?} after the reflex layer came back",
+            back.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    orch.submit(task).await;
+    let probes = fake
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|body| body.get("user_id").is_none())
+        .count();
+    assert!(probes >= 2, "{probes} probes");
+}
