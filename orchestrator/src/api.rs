@@ -22,6 +22,7 @@ use crate::metrics::TaskMetrics;
 use crate::screening::{ReflexScreen, ScreenError, Screening};
 use crate::store::{CancelOutcome, ListCursor, StepRecord, TaskRecord, TaskStore, Usage};
 use crate::task::{Budget, Priority, SubmitTask, TaskStatus, TaskType};
+use crate::timeline::Timeline;
 
 const LIST_DEFAULT_LIMIT: i64 = 50;
 const LIST_MAX_LIMIT: i64 = 200;
@@ -48,13 +49,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/tasks", post(submit_task).get(list_tasks))
         .route("/v1/tasks/{id}", get(get_task))
         .route("/v1/tasks/{id}/cancel", post(cancel_task))
+        .route("/v1/tasks/{id}/timeline", get(get_timeline))
         .with_state(state)
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "OctoLLM orchestrator", description = "Submit tasks and follow them to completion."),
-    paths(submit_task, get_task, list_tasks, cancel_task),
+    paths(submit_task, get_task, get_timeline, list_tasks, cancel_task),
     components(schemas(service_kit::Problem, service_kit::FieldError)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -333,6 +335,32 @@ async fn get_task(
     };
     let (task, steps) = found.ok_or(ApiError::NotFound(id))?;
     Ok(ApiJson(TaskView::new(task, Some(steps))))
+}
+
+/// The task's history in time order: its transitions (created, claimed by
+/// which replica as which attempt, released, lease expired, cancel
+/// requested, finished) and each step with the arm instance that ran it and
+/// its duration, plus the time spent queued.
+#[utoipa::path(get, path = "/v1/tasks/{id}/timeline", tag = "tasks", params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = Timeline),
+        (status = 400, body = service_kit::Problem, description = "`id` is not a UUID."),
+        (status = 403, body = service_kit::Problem, description = "The token has no `read` scope."),
+        (status = 404, body = service_kit::Problem, description = "No such task, or another client's (without the `admin` scope)."),
+        (status = 503, body = service_kit::Problem, description = "The database is unavailable; see Retry-After.")))]
+async fn get_timeline(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+    caller: Option<axum::Extension<service_kit::Caller>>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<ApiJson<Timeline>, ApiError> {
+    let viewer = viewer(caller.as_deref(), Scopes::READ, "read")?;
+    let (task, steps) = state
+        .store
+        .get(id, viewer)
+        .await?
+        .ok_or(ApiError::NotFound(id))?;
+    let events = state.store.events(id).await?;
+    Ok(ApiJson(Timeline::new(task, steps, events)))
 }
 
 async fn wait_until_terminal(

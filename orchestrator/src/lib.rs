@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod screening;
 pub mod store;
 pub mod task;
+pub mod timeline;
 pub mod worker;
 
 use std::sync::Arc;

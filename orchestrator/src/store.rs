@@ -99,6 +99,14 @@ pub struct StepRecord {
     pub finished_at: DateTime<Utc>,
 }
 
+/// One row of `task_events`: a transition of the task.
+#[derive(Debug, Clone)]
+pub struct TaskEvent {
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub detail: Option<Value>,
+}
+
 /// How a task ended.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -341,6 +349,26 @@ impl TaskStore {
             }
         }
         Ok(Some((task, steps)))
+    }
+
+    /// The task's events in the order they happened (see [`TaskEvent`]).
+    pub async fn events(&self, id: Uuid) -> Result<Vec<TaskEvent>, StoreError> {
+        let rows = self
+            .query(
+                "get_task_events",
+                "SELECT at, kind, detail FROM task_events WHERE task_id = $1 ORDER BY id",
+                &[&id],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TaskEvent {
+                    at: row.try_get(0)?,
+                    kind: row.try_get(1)?,
+                    detail: row.try_get(2)?,
+                })
+            })
+            .collect()
     }
 
     pub async fn status(&self, id: Uuid) -> Result<Option<TaskStatus>, StoreError> {

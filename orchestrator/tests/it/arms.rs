@@ -173,6 +173,53 @@ async fn a_task_flows_planner_then_parallel_steps_then_guardian_and_judge() {
         ]
         .map(|(i, n, a)| (i, n.to_owned(), a.to_owned()))
     );
+
+    // The timeline tells the same story in time order: created, claimed
+    // (attempt 1), the six steps with their arms and durations, finished.
+    let timeline: Value = orch
+        .get(&format!("/v1/tasks/{id}/timeline"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let entries = timeline["entries"].as_array().unwrap();
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "created", "claimed", "step", "step", "step", "step", "step", "step", "finished"
+        ],
+        "{timeline}"
+    );
+    assert_eq!(entries[1]["detail"]["attempt"], 1, "{timeline}");
+    assert_eq!(entries[8]["detail"]["status"], "succeeded", "{timeline}");
+    let arms_in_order: Vec<&str> = entries[2..8]
+        .iter()
+        .map(|e| e["step"]["arm"].as_str().unwrap())
+        .collect();
+    assert_eq!(arms_in_order[0], "planner");
+    assert_eq!(arms_in_order[3..], ["coder", "guardian", "judge"]);
+    // The slow retriever and executor steps took their 500 ms.
+    for entry in &entries[3..5] {
+        assert!(
+            entry["step"]["duration_ms"].as_i64().unwrap() >= 500,
+            "{entry}"
+        );
+    }
+    let ats: Vec<&str> = entries.iter().map(|e| e["at"].as_str().unwrap()).collect();
+    let times: Vec<chrono::DateTime<chrono::Utc>> =
+        ats.iter().map(|a| a.parse().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{ats:?}");
+    assert!(timeline["queued_ms"].as_i64().unwrap() >= 0, "{timeline}");
+    assert_eq!(timeline["simulated_llm_ms"], 42, "{timeline}");
+    assert!(timeline["steps_ms"].as_i64().unwrap() >= 1000, "{timeline}");
+    let unknown = orch
+        .get(&format!("/v1/tasks/{}/timeline", uuid::Uuid::nil()))
+        .await;
+    assert_eq!(unknown.status(), 404);
     let plan: Value = db
         .query_one(
             "SELECT output FROM task_steps WHERE task_id = $1 AND step_index = 0",

@@ -59,6 +59,13 @@ async fn clients_see_and_cancel_only_their_own_tasks() {
         .await
         .unwrap();
     assert_eq!(other.status(), 404, "the long poll hides it too");
+    let timeline = |id: &str| get(CLIENT_A, format!("/v1/tasks/{id}/timeline"));
+    assert_eq!(timeline(&a_id).await.unwrap().status(), 200);
+    assert_eq!(
+        timeline(&b_id).await.unwrap().status(),
+        404,
+        "and so does the timeline"
+    );
 
     // Listing shows only one's own; the operator (admin) sees both.
     let ids = |page: Value| -> Vec<String> {
