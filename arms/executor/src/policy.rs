@@ -140,15 +140,7 @@ impl CommandPolicy {
         }
         match command {
             "date" => check_date(args)?,
-            "wc" => {
-                if let Some(i) = args.iter().position(|a| a.starts_with("--files0")) {
-                    return Err(Denial::Argument {
-                        command: "wc",
-                        index: i + 1,
-                        why: "reading file names from a file is not allowed",
-                    });
-                }
-            }
+            "wc" => check_wc(args)?,
             _ => {}
         }
         Ok(program)
@@ -193,6 +185,41 @@ fn is_bare_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && name != "."
         && name != ".."
+}
+
+/// `wc` takes only the counting options, spelt out. GNU getopt accepts any
+/// unambiguous prefix of a long option, so refusing `--files0-from` by name
+/// let `--files0=list`, `--fi=list` or `--f=list` read file names from a
+/// file; and after `--` an operand starting with `-` would skip the link
+/// check. Hence an allow-list, not a deny-list.
+fn check_wc(args: &[String]) -> Result<(), Denial> {
+    const LONG: [&str; 5] = [
+        "--bytes",
+        "--chars",
+        "--lines",
+        "--words",
+        "--max-line-length",
+    ];
+    for (i, arg) in args.iter().enumerate() {
+        let allowed = if let Some(long) = arg.strip_prefix("--") {
+            !long.is_empty() && LONG.contains(&arg.as_str())
+        } else if let Some(short) = arg.strip_prefix('-') {
+            // `-` alone is standard input, which the executor leaves empty.
+            short
+                .chars()
+                .all(|c| matches!(c, 'c' | 'm' | 'l' | 'w' | 'L'))
+        } else {
+            true
+        };
+        if !allowed {
+            return Err(Denial::Argument {
+                command: "wc",
+                index: i + 1,
+                why: "only the counting options -c -m -l -w -L (or their long names, spelt out) are allowed",
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `date` may format (`+FORMAT`), pick a zone style, or display a given
@@ -324,6 +351,26 @@ mod tests {
         ] {
             assert!(policy.check("date", &args(&bad)).is_err(), "{bad:?}");
         }
-        assert!(policy.check("wc", &args(&["--files0-from=list"])).is_err());
+        for bad in [
+            vec!["--files0-from=list"],
+            vec!["--files0=list"],
+            vec!["--fi=list"],
+            vec!["--f=list"],
+            vec!["--lin"],
+            vec!["--", "-notes"],
+            vec!["-l", "--total=only"],
+            vec!["-lx"],
+        ] {
+            assert!(policy.check("wc", &args(&bad)).is_err(), "{bad:?}");
+        }
+        for ok in [
+            vec!["-l", "notes.txt"],
+            vec!["-lwc", "notes.txt"],
+            vec!["--lines", "--words", "notes.txt"],
+            vec!["-"],
+            vec!["notes.txt"],
+        ] {
+            assert!(policy.check("wc", &args(&ok)).is_ok(), "{ok:?}");
+        }
     }
 }
