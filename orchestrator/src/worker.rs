@@ -7,7 +7,7 @@
 //! restart. Every write of a task's progress is conditional on its owner, so
 //! a replica that lost its lease cannot overwrite the new owner's work.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -212,22 +212,10 @@ impl WorkerPool {
                 // claimed under the renewed lease.
                 let ids: Vec<Uuid> = self.running().keys().copied().collect();
                 match self.store.renew_owner(&self.owner, self.lease).await {
-                    Ok(true) => renewed_at = tokio::time::Instant::now(),
-                    Ok(false) => {
+                    Ok(continuous) => {
                         renewed_at = tokio::time::Instant::now();
-                        tracing::warn!(
-                            "this replica's task lease had lapsed; keeping only the tasks no sweep requeued"
-                        );
-                        match self.store.held_leases(&self.owner, &ids).await {
-                            Ok(held) => {
-                                let held: std::collections::HashSet<Uuid> =
-                                    held.into_iter().collect();
-                                let lost = ids.iter().filter(|id| !held.contains(id));
-                                self.stop_runs(lost, StopReason::LeaseLost);
-                            }
-                            Err(error) => {
-                                tracing::warn!(%error, "cannot tell which tasks are still ours")
-                            }
+                        if !continuous {
+                            self.stop_lost_runs(&ids).await;
                         }
                     }
                     Err(error) => tracing::warn!(%error, "cannot renew this replica's task lease"),
@@ -254,6 +242,24 @@ impl WorkerPool {
                 }
                 Err(error) => tracing::debug!(%error, "cannot sweep expired leases"),
             }
+        }
+    }
+
+    /// After our lease lapsed: stops the runs of those of `ids` a sweep
+    /// requeued (another replica may be running them now).
+    async fn stop_lost_runs(&self, ids: &[Uuid]) {
+        tracing::warn!(
+            "this replica's task lease had lapsed; keeping only the tasks no sweep requeued"
+        );
+        match self.store.held_leases(&self.owner, ids).await {
+            Ok(held) => {
+                let held: HashSet<Uuid> = held.into_iter().collect();
+                self.stop_runs(
+                    ids.iter().filter(|id| !held.contains(id)),
+                    StopReason::LeaseLost,
+                );
+            }
+            Err(error) => tracing::warn!(%error, "cannot tell which tasks are still ours"),
         }
     }
 

@@ -176,12 +176,7 @@ async fn a_task_flows_planner_then_parallel_steps_then_guardian_and_judge() {
 
     // The timeline tells the same story in time order: created, claimed
     // (attempt 1), the six steps with their arms and durations, finished.
-    let timeline: Value = orch
-        .get(&format!("/v1/tasks/{id}/timeline"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let timeline = orch.get_json(&format!("/v1/tasks/{id}/timeline")).await;
     let entries = timeline["entries"].as_array().unwrap();
     let kinds: Vec<&str> = entries
         .iter()

@@ -118,25 +118,21 @@ impl Orchestrator {
         self.submit_goal(&goal).await
     }
 
+    /// The JSON body `GET path` answers.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.unwrap()
+    }
+
     /// The task as `GET /v1/tasks/{id}` answers it now.
     pub async fn task(&self, id: &str) -> Value {
-        self.get(&format!("/v1/tasks/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap()
+        self.get_json(&format!("/v1/tasks/{id}")).await
     }
 
     /// Long-polls until the task is terminal (or `within` passes).
     pub async fn wait_terminal(&self, id: &str, within: Duration) -> Value {
         let started = Instant::now();
         loop {
-            let task: Value = self
-                .get(&format!("/v1/tasks/{id}?wait=5"))
-                .await
-                .json()
-                .await
-                .unwrap();
+            let task = self.get_json(&format!("/v1/tasks/{id}?wait=5")).await;
             let status = task["status"].as_str().unwrap_or_default().to_owned();
             if !matches!(status.as_str(), "queued" | "running") {
                 return task;

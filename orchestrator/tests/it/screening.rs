@@ -325,6 +325,20 @@ impl FakeReflex {
         Self { answer, seen, url }
     }
 
+    /// An orchestrator (with `args`) that screens through this fake, ready.
+    async fn orchestrator(&self, pg_url: &str, llm_url: &str, args: &[&str]) -> Orchestrator {
+        let tokens = token_file();
+        let orch = Orchestrator::start_with_env(
+            pg_url,
+            llm_url,
+            args,
+            &[("REFLEX_URL", &self.url), ("REFLEX_TOKEN_FILE", &tokens)],
+        )
+        .await;
+        orch.wait_ready(Duration::from_secs(30)).await;
+        orch
+    }
+
     fn answer(&self, status: u16, retry_after: Option<u64>) {
         *self.answer.lock().unwrap() = (status, retry_after);
     }
@@ -335,15 +349,7 @@ async fn the_reflex_layers_verdict_on_the_request_fails_that_request_not_the_cir
     let pg = postgres().await;
     let llm = llm_sim().await;
     let fake = FakeReflex::start().await;
-    let tokens = token_file();
-    let orch = Orchestrator::start_with_env(
-        &pg.url(),
-        &llm.base_url(),
-        &[],
-        &[("REFLEX_URL", &fake.url), ("REFLEX_TOKEN_FILE", &tokens)],
-    )
-    .await;
-    orch.wait_ready(Duration::from_secs(30)).await;
+    let orch = fake.orchestrator(&pg.url(), &llm.base_url(), &[]).await;
     let task = json!({"goal": "Summarise the report", "context": "c", "constraints": ["be brief"]});
     let circuit = |metrics: &str| sample(metrics, "octollm_reflex_circuit_state", &[]);
 
@@ -450,14 +456,9 @@ async fn the_reflex_layers_verdict_on_the_request_fails_that_request_not_the_cir
 
     // Failing open lets a task through unscreened only when the reflex layer
     // is down, never because it refused the text.
-    let open = Orchestrator::start_with_env(
-        &pg.url(),
-        &llm.base_url(),
-        &["--reflex-fail-open"],
-        &[("REFLEX_URL", &fake.url), ("REFLEX_TOKEN_FILE", &tokens)],
-    )
-    .await;
-    open.wait_ready(Duration::from_secs(30)).await;
+    let open = fake
+        .orchestrator(&pg.url(), &llm.base_url(), &["--reflex-fail-open"])
+        .await;
     fake.answer(422, None);
     assert_eq!(open.post_json("/v1/tasks", &task).await.status(), 422);
     fake.answer(429, Some(3));
@@ -634,15 +635,7 @@ async fn a_reflex_layer_back_from_an_outage_closes_the_circuit_before_the_cool_d
     let pg = postgres().await;
     let llm = llm_sim().await;
     let fake = FakeReflex::start().await;
-    let tokens = token_file();
-    let orch = Orchestrator::start_with_env(
-        &pg.url(),
-        &llm.base_url(),
-        &[],
-        &[("REFLEX_URL", &fake.url), ("REFLEX_TOKEN_FILE", &tokens)],
-    )
-    .await;
-    orch.wait_ready(Duration::from_secs(30)).await;
+    let orch = fake.orchestrator(&pg.url(), &llm.base_url(), &[]).await;
     let task = json!({"goal": "Summarise the report"});
     let circuit = |metrics: &str| sample(metrics, "octollm_reflex_circuit_state", &[]);
 
