@@ -107,12 +107,15 @@ impl KnowledgeStore {
                 .get()
                 .await
                 .map_err(|e| StoreError(e.to_string()))?;
-            client
-                .execute(
+            let statement = client
+                .prepare_cached(
                     "INSERT INTO knowledge_documents (id, title, body, source)
                      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])",
-                    &[&ids, &titles, &bodies, &sources],
                 )
+                .await
+                .map_err(|e| StoreError(e.to_string()))?;
+            client
+                .execute(&statement, &[&ids, &titles, &bodies, &sources])
                 .await
                 .map_err(|e| StoreError(e.to_string()))?;
             Ok(ids)
@@ -125,8 +128,10 @@ impl KnowledgeStore {
     pub async fn search(&self, query: &str, limit: i64) -> Result<Vec<Hit>, StoreError> {
         self.timed("search", async {
             let client = self.pool.get().await.map_err(|e| StoreError(e.to_string()))?;
-            let rows = client
-                .query(
+            // Prepared once per connection: parsing and planning this
+            // statement cost PostgreSQL more than running it.
+            let statement = client
+                .prepare_cached(
                     "WITH q AS (SELECT websearch_to_tsquery('english', $1) AS query),
                      ranked AS (
                          SELECT d.id, d.title, d.source, d.body, q.query,
@@ -141,8 +146,11 @@ impl KnowledgeStore {
                                 'MaxFragments=1, MaxWords=35, MinWords=15, StartSel=\"\", StopSel=\"\"') AS snippet
                      FROM ranked
                      ORDER BY score DESC, created_at DESC",
-                    &[&query, &limit],
                 )
+                .await
+                .map_err(|e| StoreError(e.to_string()))?;
+            let rows = client
+                .query(&statement, &[&query, &limit])
                 .await
                 .map_err(|e| StoreError(e.to_string()))?;
             Ok(rows
