@@ -142,6 +142,8 @@ pub struct TaskView {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// When the task last changed state or was cancelled; a finished step
+    /// shows in `steps` and `usage`, not here.
     pub updated_at: DateTime<Utc>,
 }
 

@@ -55,6 +55,27 @@ impl Usage {
         self.cost_usd += other.cost_usd;
         self.simulated_llm_ms += other.simulated_llm_ms;
     }
+
+    fn of_steps<'a>(steps: impl IntoIterator<Item = &'a StepRecord>) -> Usage {
+        steps.into_iter().fold(Usage::default(), |mut sum, step| {
+            sum.add(step.usage);
+            sum
+        })
+    }
+}
+
+/// A task's usage columns are written once, when it ends (summed from its
+/// steps in the same statement): rewriting the task's row for every step
+/// cost more than the steps' own rows. Until then its usage is the sum of
+/// its finished steps, which this fills in.
+fn with_running_usage<'a>(
+    mut task: TaskRecord,
+    steps: impl IntoIterator<Item = &'a StepRecord>,
+) -> TaskRecord {
+    if !task.status.is_terminal() {
+        task.usage = Usage::of_steps(steps);
+    }
+    task
 }
 
 #[derive(Debug, Clone)]
@@ -348,7 +369,7 @@ impl TaskStore {
                 steps.push(step);
             }
         }
-        Ok(Some((task, steps)))
+        Ok(Some((with_running_usage(task, &steps), steps)))
     }
 
     /// The task's events in the order they happened (see [`TaskEvent`]).
@@ -414,7 +435,24 @@ impl TaskStore {
                 ],
             )
             .await?;
-        rows.iter().map(task_from_row).collect()
+        let tasks: Vec<TaskRecord> = rows.iter().map(task_from_row).collect::<Result<_, _>>()?;
+        let unfinished: Vec<Uuid> = tasks
+            .iter()
+            .filter(|t| !t.status.is_terminal())
+            .map(|t| t.id)
+            .collect();
+        if unfinished.is_empty() {
+            return Ok(tasks);
+        }
+        let steps = self.steps(&unfinished).await?;
+        Ok(tasks
+            .into_iter()
+            .map(|task| {
+                let id = task.id;
+                let mine = steps.iter().filter(|(of, _)| *of == id).map(|(_, s)| s);
+                with_running_usage(task, mine)
+            })
+            .collect())
     }
 
     async fn steps(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, StepRecord)>, StoreError> {
@@ -479,7 +517,8 @@ impl TaskStore {
                     .into_iter()
                     .partition(|(id, _)| *id == task.id);
                 steps = rest;
-                (task, mine.into_iter().map(|(_, s)| s).collect())
+                let mine: Vec<StepRecord> = mine.into_iter().map(|(_, s)| s).collect();
+                (with_running_usage(task, &mine), mine)
             })
             .collect())
     }
@@ -552,9 +591,9 @@ impl TaskStore {
         Ok(())
     }
 
-    /// Persists a finished step and adds its usage to the task, if `owner`
-    /// still holds the task; returns once committed (in a group commit with
-    /// other writes). Returns false when the lease was lost.
+    /// Persists a finished step, if `owner` still holds the task; returns
+    /// once committed (in a group commit with other writes). Returns false
+    /// when the lease was lost.
     pub async fn record_step(
         &self,
         task_id: Uuid,
@@ -572,6 +611,9 @@ impl TaskStore {
 
     /// Moves a running task that `owner` holds to its terminal state and
     /// announces it, once committed (in a group commit with other writes).
+    /// Its usage is summed from its steps then: the worker waits for each
+    /// step's [`Self::record_step`] before it finishes the task, so every
+    /// step was committed by an earlier group.
     /// Returns the task's age in seconds, or None if the lease was lost.
     pub async fn finish(
         &self,
@@ -1183,25 +1225,23 @@ stored_step AS (
     WHERE EXISTS (SELECT 1 FROM tasks t
                   WHERE t.id = s.task_id AND t.lease_owner = s.owner AND t.status = 'running')
     ON CONFLICT (task_id, step_index) DO NOTHING
-    RETURNING task_id, step_index, prompt_tokens, completion_tokens, cost_usd, simulated_llm_ms),
-step_usage AS (
-    UPDATE tasks t SET prompt_tokens = t.prompt_tokens + u.prompt_tokens,
-        completion_tokens = t.completion_tokens + u.completion_tokens,
-        cost_usd = t.cost_usd + u.cost_usd,
-        simulated_llm_ms = t.simulated_llm_ms + u.simulated_llm_ms, updated_at = now()
-    FROM (SELECT task_id, sum(prompt_tokens)::int8 AS prompt_tokens,
-                 sum(completion_tokens)::int8 AS completion_tokens, sum(cost_usd) AS cost_usd,
-                 sum(simulated_llm_ms)::int8 AS simulated_llm_ms
-          FROM stored_step GROUP BY task_id) u
-    WHERE t.id = u.task_id),
+    RETURNING task_id, step_index),
 finishing AS (
     SELECT * FROM unnest($26::uuid[], $27::text[], $28::text[], $29::jsonb[], $30::text[], $31::text[])
         AS f(id, owner, status, result, error_kind, error)),
 finished AS (
     UPDATE tasks t SET status = f.status, result = f.result, error_kind = f.error_kind,
         error = f.error, finished_at = now(), updated_at = now(), lease_owner = NULL,
-        lease_expires_at = NULL
+        lease_expires_at = NULL, prompt_tokens = u.prompt_tokens,
+        completion_tokens = u.completion_tokens, cost_usd = u.cost_usd,
+        simulated_llm_ms = u.simulated_llm_ms
     FROM finishing f
+    CROSS JOIN LATERAL (
+        SELECT coalesce(sum(prompt_tokens), 0)::int8 AS prompt_tokens,
+               coalesce(sum(completion_tokens), 0)::int8 AS completion_tokens,
+               coalesce(sum(cost_usd), 0)::float8 AS cost_usd,
+               coalesce(sum(simulated_llm_ms), 0)::int8 AS simulated_llm_ms
+        FROM task_steps WHERE task_id = f.id) u
     WHERE t.id = f.id AND t.lease_owner = f.owner AND t.status = 'running'
     RETURNING t.id, t.status, t.error_kind, extract(epoch FROM now() - t.created_at)::float8 AS age),
 finished_events AS (

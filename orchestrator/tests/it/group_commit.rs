@@ -74,7 +74,22 @@ async fn a_crash_amid_group_commits_loses_no_step_and_reruns_none() {
     let mut before_kill: HashMap<String, Vec<String>> = HashMap::new();
     for id in &ids {
         let task: Value = orch.task(id).await;
-        before_kill.insert(id.clone(), step_names(&task));
+        // A running task's usage is the sum of its finished steps (each
+        // fake arm call costs 10 prompt tokens).
+        let steps = step_names(&task);
+        assert_eq!(task["usage"]["prompt_tokens"], 10 * steps.len(), "{task}");
+        before_kill.insert(id.clone(), steps);
+    }
+    // The list shows the same for the tasks still running.
+    let running = orch.get_json("/v1/tasks?status=running&limit=200").await;
+    let running = running["tasks"].as_array().unwrap();
+    assert!(!running.is_empty(), "no task is running before the kill");
+    for task in running {
+        let persisted = before_kill[task["task_id"].as_str().unwrap()].len();
+        assert!(
+            task["usage"]["prompt_tokens"].as_u64().unwrap() >= 10 * persisted as u64,
+            "{task}"
+        );
     }
     orch.kill9();
     executor.set_mode(Mode::Ok);
