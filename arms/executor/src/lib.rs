@@ -110,6 +110,8 @@ pub fn build(args: &Args, kit: &Kit) -> Result<ArmParts<Executor>, ExecutorError
 pub struct Executor {
     policy: CommandPolicy,
     key: Arc<Vec<u8>>,
+    /// Tokens that ran a command: each runs once.
+    used: capability_token::UsedTokens,
     limits: Limits,
     commands: IntCounterVec,
 }
@@ -146,6 +148,7 @@ impl Executor {
         Ok(Self {
             policy,
             key: Arc::new(key),
+            used: Default::default(),
             limits,
             commands,
         })
@@ -168,8 +171,12 @@ impl Executor {
     }
 
     /// The capability token: present, signed with our key, unexpired, for
-    /// this task, granting this command.
-    fn authorise(&self, call: &Call, command: &str) -> Result<(), String> {
+    /// this task and step, granting this command with these arguments.
+    fn authorise(
+        &self,
+        call: &Call,
+        input: &CommandInput,
+    ) -> Result<capability_token::CapabilityClaims, String> {
         let token = call
             .headers
             .get(CAPABILITY_TOKEN_HEADER)
@@ -181,8 +188,9 @@ impl Executor {
         let claims = capability_token::verify(&self.key, token.trim(), chrono::Utc::now())
             .map_err(|e| e.to_string())?;
         claims
-            .authorise(call.task_id, command)
-            .map_err(|e| e.to_string())
+            .authorise(call.task_id, &call.step_id, &input.command, &input.args)
+            .map_err(|e| e.to_string())?;
+        Ok(claims)
     }
 }
 
@@ -248,13 +256,17 @@ impl Arm for Executor {
     async fn execute(&self, call: Call) -> Result<ExecuteResponse, ArmError> {
         let input: CommandInput = call.input()?;
         let command = input.command.as_str();
-        if let Err(reason) = self.authorise(&call, command) {
-            return Err(self.deny(command, reason));
-        }
+        let claims = match self.authorise(&call, &input) {
+            Ok(claims) => claims,
+            Err(reason) => return Err(self.deny(command, reason)),
+        };
         let program = match self.policy.check(command, &input.args) {
             Ok(program) => program.to_owned(),
             Err(denial) => return Err(self.deny(command, denial.to_string())),
         };
+        if let Err(replayed) = self.used.first_use(&claims, chrono::Utc::now()) {
+            return Err(self.deny(command, replayed.to_string()));
+        }
         let mut count = RunCount {
             commands: &self.commands,
             command: self.label(command),

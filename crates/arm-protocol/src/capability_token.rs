@@ -2,8 +2,9 @@
 //!
 //! Format: `hex(claims JSON) "." hex(HMAC-SHA256(key, claims JSON))`. The
 //! orchestrator signs one per step with the key it shares with the executor;
-//! the executor verifies the signature, the expiry, the task and that the
-//! requested command is among `commands`.
+//! the executor verifies the signature, the expiry, the task and the step,
+//! that the requested command is among `commands` and that its arguments are
+//! the ones signed, and runs each token once ([`UsedTokens`]).
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -17,10 +18,23 @@ pub const CAPABILITY_TOKEN_HEADER: &str = "x-octollm-capability";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CapabilityClaims {
     pub task_id: Uuid,
+    /// The plan step the token was signed for (`s2`).
+    pub step_id: String,
     /// Program names the holder may run (argv[0], no paths).
     pub commands: Vec<String>,
+    /// [`args_digest`] of the only arguments the token runs.
+    pub args_sha256: String,
+    /// Unique per token: the executor runs a token once.
+    pub token_id: Uuid,
     /// Unix seconds after which the token is refused.
     pub expires_at: i64,
+}
+
+/// SHA-256 (hex) of `args` as a JSON array: what a token binds.
+pub fn args_digest(args: &[String]) -> String {
+    use sha2::Digest;
+    let json = serde_json::to_vec(args).unwrap_or_default();
+    hex::encode(Sha256::digest(json))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +47,12 @@ pub enum TokenError {
     Expired,
     #[error("capability token was issued for another task")]
     WrongTask,
+    #[error("capability token was issued for another step")]
+    WrongStep,
+    #[error("capability token was issued for other arguments")]
+    ArgsNotGranted,
+    #[error("capability token was used before: a token runs one command once")]
+    Replayed,
     #[error("command {0:?} is not granted by the capability token")]
     CommandNotGranted(String),
 }
@@ -76,15 +96,74 @@ pub fn verify(key: &[u8], token: &str, now: DateTime<Utc>) -> Result<CapabilityC
 }
 
 impl CapabilityClaims {
-    /// Whether these claims let `task_id` run `command`.
-    pub fn authorise(&self, task_id: Uuid, command: &str) -> Result<(), TokenError> {
+    /// Whether these claims let step `step_id` of `task_id` run `command`
+    /// with `args`.
+    pub fn authorise(
+        &self,
+        task_id: Uuid,
+        step_id: &str,
+        command: &str,
+        args: &[String],
+    ) -> Result<(), TokenError> {
         if self.task_id != task_id {
             return Err(TokenError::WrongTask);
+        }
+        if self.step_id != step_id {
+            return Err(TokenError::WrongStep);
         }
         if !self.commands.iter().any(|c| c == command) {
             return Err(TokenError::CommandNotGranted(command.to_owned()));
         }
+        if self.args_sha256 != args_digest(args) {
+            return Err(TokenError::ArgsNotGranted);
+        }
         Ok(())
+    }
+}
+
+/// The tokens an executor has run, until they expire: a retry or a replay
+/// of a token that already ran a command is refused, so a command runs at
+/// most once per token on this instance. (Instances do not share this: a
+/// failover to a twin after a lost answer can still run it there.)
+#[derive(Default)]
+pub struct UsedTokens {
+    seen: std::sync::Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    expiry: std::collections::HashMap<Uuid, i64>,
+    /// Expired entries are dropped when the map reaches this size, which
+    /// then doubles what is left (at least 1,024): amortised O(1) a use.
+    sweep_at: usize,
+}
+
+impl UsedTokens {
+    /// Records `claims`' token; `Replayed` if it was recorded before. The
+    /// map holds about the tokens of one time-to-live.
+    pub fn first_use(
+        &self,
+        claims: &CapabilityClaims,
+        now: DateTime<Utc>,
+    ) -> Result<(), TokenError> {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.expiry.len() >= seen.sweep_at {
+            seen.expiry
+                .retain(|_, expires_at| *expires_at > now.timestamp());
+            seen.sweep_at = (2 * seen.expiry.len()).max(1024);
+        }
+        match seen.expiry.insert(claims.token_id, claims.expires_at) {
+            Some(_) => Err(TokenError::Replayed),
+            None => Ok(()),
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.seen.lock().map(|s| s.expiry.len()).unwrap_or_default()
     }
 }
 
@@ -164,9 +243,57 @@ mod tests {
     fn claims(expires_at: i64) -> CapabilityClaims {
         CapabilityClaims {
             task_id: Uuid::nil(),
+            step_id: "s2".into(),
             commands: vec!["echo".into(), "ls".into()],
+            args_sha256: args_digest(&["hi".into()]),
+            token_id: Uuid::nil(),
             expires_at,
         }
+    }
+
+    #[test]
+    fn a_token_runs_its_step_and_arguments_only() {
+        let got = claims(0);
+        let hi = ["hi".to_owned()];
+        assert!(got.authorise(Uuid::nil(), "s2", "echo", &hi).is_ok());
+        assert_eq!(
+            got.authorise(Uuid::nil(), "s3", "echo", &hi),
+            Err(TokenError::WrongStep)
+        );
+        for other in [
+            vec![],
+            vec!["hi".to_owned(), "there".to_owned()],
+            vec!["ho".to_owned()],
+        ] {
+            assert_eq!(
+                got.authorise(Uuid::nil(), "s2", "echo", &other),
+                Err(TokenError::ArgsNotGranted),
+                "{other:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_runs_once_and_expired_ones_are_forgotten() {
+        let now = Utc::now();
+        let used = UsedTokens::default();
+        let once = CapabilityClaims {
+            token_id: Uuid::now_v7(),
+            ..claims(now.timestamp() + 60)
+        };
+        assert_eq!(used.first_use(&once, now), Ok(()));
+        assert_eq!(used.first_use(&once, now), Err(TokenError::Replayed));
+        // Two thousand tokens that expired are swept as new ones arrive;
+        // the live one stays remembered.
+        for _ in 0..2000 {
+            let old = CapabilityClaims {
+                token_id: Uuid::now_v7(),
+                ..claims(now.timestamp() - 1)
+            };
+            used.first_use(&old, now).unwrap();
+        }
+        assert!(used.len() < 1100, "{}", used.len());
+        assert_eq!(used.first_use(&once, now), Err(TokenError::Replayed));
     }
 
     #[test]
@@ -175,13 +302,14 @@ mod tests {
         let token = sign(b"k1", &claims(now.timestamp() + 60));
         let got = verify(b"k1", &token, now).unwrap();
         assert_eq!(got, claims(now.timestamp() + 60));
-        assert!(got.authorise(Uuid::nil(), "echo").is_ok());
+        let hi = ["hi".to_owned()];
+        assert!(got.authorise(Uuid::nil(), "s2", "echo", &hi).is_ok());
         assert_eq!(
-            got.authorise(Uuid::nil(), "rm"),
+            got.authorise(Uuid::nil(), "s2", "rm", &hi),
             Err(TokenError::CommandNotGranted("rm".into()))
         );
         assert_eq!(
-            got.authorise(Uuid::max(), "echo"),
+            got.authorise(Uuid::max(), "s2", "echo", &hi),
             Err(TokenError::WrongTask)
         );
 

@@ -284,7 +284,10 @@ impl ArmSteps {
                 };
                 let claims = CapabilityClaims {
                     task_id: task.id,
+                    step_id: planned.id.clone(),
                     commands: vec![command.clone()],
+                    args_sha256: capability_token::args_digest(&args),
+                    token_id: uuid::Uuid::now_v7(),
                     expires_at: (Utc::now()
                         + chrono::Duration::from_std(CAPABILITY_TOKEN_TTL).unwrap_or_default())
                     .timestamp(),

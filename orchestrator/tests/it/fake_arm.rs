@@ -220,9 +220,13 @@ async fn execute(
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         let command = request.input["command"].as_str().unwrap_or_default();
+        let args: Vec<String> =
+            serde_json::from_value(request.input["args"].clone()).unwrap_or_default();
         let verdict =
             capability_token::verify(CAPABILITY_KEY.as_bytes(), token, chrono::Utc::now())
-                .and_then(|claims| claims.authorise(request.task_id, command));
+                .and_then(|claims| {
+                    claims.authorise(request.task_id, &request.step_id, command, &args)
+                });
         if let Err(error) = verdict {
             return problem(StatusCode::FORBIDDEN, &error.to_string());
         }

@@ -46,12 +46,18 @@ pub async fn executor_with(commands: &str, timeout: Duration) -> Harness {
     Harness { arm, dir }
 }
 
-pub fn token(key: &[u8], task_id: Uuid, commands: &[&str], ttl_secs: i64) -> String {
+/// A token for `body`'s task, step and arguments, granting `commands`.
+pub fn token(key: &[u8], body: &Value, commands: &[&str], ttl_secs: i64) -> String {
+    let args: Vec<String> =
+        serde_json::from_value(body["input"]["args"].clone()).unwrap_or_default();
     capability_token::sign(
         key,
         &CapabilityClaims {
-            task_id,
+            task_id: serde_json::from_value(body["task_id"].clone()).unwrap(),
+            step_id: body["step_id"].as_str().unwrap().to_owned(),
             commands: commands.iter().map(|c| (*c).to_owned()).collect(),
+            args_sha256: capability_token::args_digest(&args),
+            token_id: Uuid::now_v7(),
             expires_at: chrono::Utc::now().timestamp() + ttl_secs,
         },
     )
@@ -66,8 +72,7 @@ impl Harness {
 
     /// Posts `body` with a valid token for its task granting `granted`.
     pub async fn run_body(&self, body: Value, granted: &[&str]) -> Answer {
-        let task_id: Uuid = serde_json::from_value(body["task_id"].clone()).unwrap();
-        let token = token(KEY, task_id, granted, 60);
+        let token = token(KEY, &body, granted, 60);
         self.arm
             .post("/v1/execute", &body, &[(CAPABILITY_TOKEN_HEADER, &token)])
             .await
