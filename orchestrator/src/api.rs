@@ -20,8 +20,10 @@ use crate::completion::CompletionFeed;
 use crate::error::ApiError;
 use crate::metrics::TaskMetrics;
 use crate::screening::{ReflexScreen, ScreenError, Screening};
-use crate::store::{CancelOutcome, ListCursor, StepRecord, TaskRecord, TaskStore, Usage};
-use crate::task::{Budget, Priority, SubmitTask, TaskStatus, TaskType};
+use crate::store::{
+    CancelOutcome, ListCursor, StepRecord, StoreError, TaskRecord, TaskStore, Usage,
+};
+use crate::task::{Budget, NewTask, Priority, SubmitTask, TaskStatus, TaskType};
 use crate::timeline::Timeline;
 
 const LIST_DEFAULT_LIMIT: i64 = 50;
@@ -208,24 +210,36 @@ pub struct ListQuery {
 
 /// Submit a task. It is screened by the reflex layer (everything it passes
 /// on: goal, context, every list item) and committed to the database before
-/// the 202.
+/// the 202. With an `Idempotency-Key`, a retry gets the task the first try
+/// created (202, its current state), never a second task.
 #[utoipa::path(post, path = "/v1/tasks", tag = "tasks", request_body = SubmitTask,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1–255 visible ASCII characters, unique per request to this client (a UUID, say). The same key with the same request answers with the first task; with a different request, 422.",
+        pattern = "^[!-~]{1,255}$", min_length = 1, max_length = 255)),
     responses(
-        (status = 202, body = Accepted, description = "Durably recorded: `queued`, or `rejected` when screening blocked it."),
-        (status = 400, body = service_kit::Problem, description = "Malformed JSON."),
+        (status = 202, body = Accepted, description = "Durably recorded: `queued`, or `rejected` when screening blocked it; for a retried `Idempotency-Key`, the first request's task as it is now."),
+        (status = 400, body = service_kit::Problem, description = "Malformed JSON, or an `Idempotency-Key` that is empty, longer than 255 characters, repeated or not visible ASCII."),
         (status = 413, body = service_kit::Problem, description = "Body too large."),
         (status = 415, body = service_kit::Problem, description = "Not JSON."),
         (status = 403, body = service_kit::Problem, description = "The token has no `submit` scope."),
-        (status = 422, body = service_kit::Problem, description = "A field is out of bounds, blank where it must not be, holds NUL, or the reflex layer refused to screen it; `errors` names each."),
+        (status = 422, body = service_kit::Problem, description = "A field is out of bounds, blank where it must not be, holds NUL, or the reflex layer refused to screen it (`errors` names each); or the `Idempotency-Key` was used for a different request."),
         (status = 429, body = service_kit::Problem, description = "Queue full, or this client's screening rate limit is spent; see Retry-After."),
         (status = 503, body = service_kit::Problem, description = "Database or (failing closed) reflex layer unavailable; see Retry-After.")))]
 async fn submit_task(
     axum::extract::State(state): axum::extract::State<ApiState>,
     caller: Option<axum::Extension<service_kit::Caller>>,
+    headers: axum::http::HeaderMap,
     ApiJson(submission): ApiJson<SubmitTask>,
 ) -> Result<Response, ApiError> {
     require(caller.as_deref(), Scopes::SUBMIT, "submit")?;
+    let key = idempotency_key(&headers)?;
     let task = submission.validate().map_err(ApiError::Invalid)?;
+    let caller = caller.as_ref().map(|c| c.0.id());
+    if let Some(key) = key
+        && let Some(first) = state.store.find_by_key(caller, key).await?
+    {
+        return replay(&task, key, first);
+    }
     let depth = state.queue_depth.load(Ordering::Relaxed);
     if depth >= state.queue_bound {
         return Err(ApiError::QueueFull {
@@ -233,7 +247,6 @@ async fn submit_task(
             bound: state.queue_bound,
         });
     }
-    let caller = caller.as_ref().map(|c| c.0.id());
     let rejection = match &state.screen {
         Some(screen) => match screen.screen(&task.screened_fields(), caller).await {
             Ok(Screening::Rejected(reason)) => Some(reason),
@@ -246,10 +259,21 @@ async fn submit_task(
         },
         None => None,
     };
-    let (id, _) = state
+    let inserted = state
         .store
-        .insert(&task, rejection.as_deref(), caller)
+        .insert(&task, rejection.as_deref(), caller, key)
         .await?;
+    let id = match (inserted, key) {
+        (Some((id, _)), _) => id,
+        // A concurrent request with this key committed first.
+        (None, Some(key)) => {
+            return match state.store.find_by_key(caller, key).await? {
+                Some(first) => replay(&task, key, first),
+                None => Err(StoreError::Corrupt("the key's task is gone".into()).into()),
+            };
+        }
+        (None, None) => return Err(StoreError::Corrupt("insert returned no row".into()).into()),
+    };
     let task_type = task.task_type.as_str();
     state
         .metrics
@@ -271,7 +295,11 @@ async fn submit_task(
         tracing::info!(task_id = %id, task_type, priority = task.priority.as_str(), caller, "task accepted");
         TaskStatus::Queued
     };
-    Ok((
+    Ok(accepted(id, status))
+}
+
+fn accepted(id: Uuid, status: TaskStatus) -> Response {
+    (
         StatusCode::ACCEPTED,
         [(header::LOCATION, format!("/v1/tasks/{id}"))],
         ApiJson(Accepted {
@@ -279,7 +307,41 @@ async fn submit_task(
             status,
         }),
     )
-        .into_response())
+        .into_response()
+}
+
+/// The `Idempotency-Key` header, if sent: 1–255 visible ASCII characters,
+/// at most once.
+fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return match headers.contains_key("idempotency-key") {
+            true => Err(ApiError::BadHeader(
+                "send Idempotency-Key at most once".into(),
+            )),
+            false => Ok(None),
+        };
+    };
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::BadHeader(
+            "Idempotency-Key must be 1-255 visible ASCII characters (no spaces)".into(),
+        ));
+    }
+    Ok(value.to_str().ok())
+}
+
+/// The answer to a retry under an idempotency key: the first request's
+/// task as it is now, unless the key came with a different request.
+fn replay(
+    task: &NewTask,
+    key: &str,
+    (id, status, digest): (Uuid, TaskStatus, Option<Vec<u8>>),
+) -> Result<Response, ApiError> {
+    if digest.is_some_and(|digest| digest != task.digest()) {
+        return Err(ApiError::KeyReused(key.to_owned()));
+    }
+    Ok(accepted(id, status))
 }
 
 /// Fails with 403 unless `caller` has `scope` (named `name`). Without a

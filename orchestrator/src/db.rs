@@ -42,6 +42,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             name: "owner_leases",
             sql: include_str!("../migrations/0005_owner_leases.sql"),
         },
+        Migration {
+            version: 6,
+            name: "idempotency_keys",
+            sql: include_str!("../migrations/0006_idempotency_keys.sql"),
+        },
     ],
 };
 

@@ -2,6 +2,7 @@
 //! variant knows its status and builds its problem+json body; errors are
 //! logged once, here.
 
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use service_kit::{FieldError, Problem};
 use uuid::Uuid;
@@ -21,6 +22,12 @@ pub enum ApiError {
     MissingScope(&'static str),
     #[error("task {id} already ended as {status}")]
     AlreadyFinished { id: Uuid, status: &'static str },
+    #[error("{0}")]
+    BadHeader(String),
+    #[error(
+        "Idempotency-Key `{0}` was used for a different request; a retry must repeat the request it was first sent with"
+    )]
+    KeyReused(String),
     #[error("{depth} tasks queued (bound {bound})")]
     QueueFull { depth: i64, bound: i64 },
     #[error(transparent)]
@@ -43,6 +50,13 @@ impl IntoResponse for ApiError {
         let problem = match &self {
             Self::Invalid(errors) => Problem::validation(errors.clone()),
             Self::BadQuery(detail) => Problem::bad_request(detail.clone()),
+            Self::BadHeader(detail) => Problem::bad_request(detail.clone()),
+            Self::KeyReused(_) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+                self.to_string(),
+            ),
             Self::NotFound(_) => Problem::not_found(self.to_string()),
             Self::MissingScope(_) => Problem::forbidden(self.to_string()),
             Self::AlreadyFinished { .. } => Problem::conflict(self.to_string()),

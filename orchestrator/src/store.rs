@@ -277,12 +277,16 @@ impl TaskStore {
     /// `rejection` as its error; returns once the insert is committed (in a
     /// group commit with other writes).
     /// Records a new task, `submitted_by` the caller whose token sent it.
+    ///
+    /// With an idempotency key, returns `None` instead when `submitted_by`
+    /// already has a task under that key ([`Self::find_by_key`] says which).
     pub async fn insert(
         &self,
         task: &NewTask,
         rejection: Option<&str>,
         submitted_by: Option<&str>,
-    ) -> Result<(Uuid, DateTime<Utc>), StoreError> {
+        idempotency_key: Option<&str>,
+    ) -> Result<Option<(Uuid, DateTime<Utc>)>, StoreError> {
         let id = Uuid::now_v7();
         // A rejected task keeps the reason's categories, never the text that
         // was rejected (it may hold an attack or personal data).
@@ -313,16 +317,50 @@ impl TaskStore {
             budget: task.budget,
             rejection: rejection.map(str::to_owned),
             submitted_by: submitted_by.map(str::to_owned),
+            idempotency_key: idempotency_key.map(str::to_owned),
+            // A rejected task keeps no digest either: a hash of a blocked
+            // text would confirm a guess at it.
+            request_digest: idempotency_key
+                .filter(|_| rejection.is_none())
+                .map(|_| task.digest().to_vec()),
         };
         let created_at = self
             .write("insert_task", |reply| Write::Insert { row, reply })
             .await?;
-        Ok((id, created_at))
+        Ok(created_at.map(|at| (id, at)))
+    }
+
+    /// The task `submitted_by` created under `key`: its id, state and the
+    /// digest of the request that created it ([`NewTask::digest`]; none for
+    /// a rejected or purged task).
+    pub async fn find_by_key(
+        &self,
+        submitted_by: Option<&str>,
+        key: &str,
+    ) -> Result<Option<(Uuid, TaskStatus, Option<Vec<u8>>)>, StoreError> {
+        let rows = self
+            .query(
+                "find_by_idempotency_key",
+                "SELECT id, status, request_digest FROM tasks
+                 WHERE coalesce(submitted_by, '') = coalesce($1, '') AND idempotency_key = $2",
+                &[&submitted_by, &key],
+            )
+            .await?;
+        rows.first()
+            .map(|row| {
+                Ok((
+                    row.try_get(0)?,
+                    parse_status(row.try_get(1)?)?,
+                    row.try_get(2)?,
+                ))
+            })
+            .transpose()
     }
 
     /// Blanks the texts (goal, context, constraints, criteria, result, step
-    /// outputs and errors) of tasks that finished before `cutoff`, at most
-    /// `batch` tasks; keeps states, kinds, usage and times. Returns how many.
+    /// outputs and errors, the request's digest) of tasks that finished
+    /// before `cutoff`, at most `batch` tasks; keeps states, kinds, usage and
+    /// times. Returns how many.
     pub async fn purge_texts(&self, cutoff: DateTime<Utc>, batch: i64) -> Result<u64, StoreError> {
         let rows = self
             .query(
@@ -335,7 +373,7 @@ impl TaskStore {
                      UPDATE task_steps s SET output = NULL, error = NULL
                      FROM expired e WHERE s.task_id = e.id)
                  UPDATE tasks t SET goal = $2, context = NULL, constraints = '[]',
-                     acceptance_criteria = '[]', result = NULL,
+                     acceptance_criteria = '[]', result = NULL, request_digest = NULL,
                      error = CASE WHEN t.error IS NULL THEN NULL ELSE $2 END
                  FROM expired e WHERE t.id = e.id
                  RETURNING t.id",
@@ -874,6 +912,8 @@ struct NewTaskRow {
     budget: Budget,
     rejection: Option<String>,
     submitted_by: Option<String>,
+    idempotency_key: Option<String>,
+    request_digest: Option<Vec<u8>>,
 }
 
 /// A finished step to persist under `owner`'s lease (`TaskStore::record_step`).
@@ -897,7 +937,8 @@ struct FinishRow {
 enum Write {
     Insert {
         row: NewTaskRow,
-        reply: oneshot::Sender<Result<DateTime<Utc>, StoreError>>,
+        /// `None`: the client already has a task under this idempotency key.
+        reply: oneshot::Sender<Result<Option<DateTime<Utc>>, StoreError>>,
     },
     Step {
         row: StepRow,
@@ -1010,7 +1051,7 @@ impl GroupCommit {
         }
         let client = self.pool.get().await?;
         let statement = client.prepare_cached(GROUP_COMMIT_SQL).await?;
-        let params: [&(dyn ToSql + Sync); 32] = [
+        let params: [&(dyn ToSql + Sync); 34] = [
             &new.id,
             &new.task_type,
             &new.priority,
@@ -1043,6 +1084,8 @@ impl GroupCommit {
             &fin.error_kind,
             &fin.error,
             &new.submitted_by,
+            &new.idempotency_key,
+            &new.request_digest,
         ];
         let rows = client.query(&statement, &params).await;
         self.metrics
@@ -1074,11 +1117,12 @@ fn answer(group: Vec<Write>, committed: &Committed) {
         // A caller that stopped waiting has nobody to tell.
         match write {
             Write::Insert { row, reply } => {
-                let created = committed
-                    .inserted
-                    .get(&row.id)
-                    .copied()
-                    .ok_or_else(|| StoreError::Corrupt("insert returned no row".into()));
+                let created = match committed.inserted.get(&row.id) {
+                    Some(at) => Ok(Some(*at)),
+                    // ON CONFLICT DO NOTHING skipped it: the key is taken.
+                    None if row.idempotency_key.is_some() => Ok(None),
+                    None => Err(StoreError::Corrupt("insert returned no row".into())),
+                };
                 drop(reply.send(created));
             }
             Write::Step { row, reply } => {
@@ -1106,6 +1150,8 @@ struct NewTaskColumns {
     max_cost_usd: Vec<f64>,
     rejection: Vec<Option<String>>,
     submitted_by: Vec<Option<String>>,
+    idempotency_key: Vec<Option<String>>,
+    request_digest: Vec<Option<Vec<u8>>>,
 }
 
 impl NewTaskColumns {
@@ -1122,6 +1168,8 @@ impl NewTaskColumns {
         self.max_cost_usd.push(row.budget.max_cost_usd);
         self.rejection.push(row.rejection.clone());
         self.submitted_by.push(row.submitted_by.clone());
+        self.idempotency_key.push(row.idempotency_key.clone());
+        self.request_digest.push(row.request_digest.clone());
     }
 }
 
@@ -1194,10 +1242,14 @@ const GROUP_COMMIT_SQL: &str = "WITH
 new_task AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::int2[], $4::text[], $5::text[], $6::jsonb[],
                          $7::jsonb[], $8::int4[], $9::int4[], $10::float8[], $11::text[],
-                         $32::text[])
+                         $32::text[], $33::text[], $34::bytea[])
         AS n(id, task_type, priority, goal, context, constraints, criteria, max_tokens,
-             max_time_seconds, max_cost_usd, rejection, submitted_by)),
-inserted AS (
+             max_time_seconds, max_cost_usd, rejection, submitted_by, idempotency_key,
+             request_digest)),
+-- Tasks without an idempotency key take the plain insert; only keyed ones
+-- pay for ON CONFLICT's speculative insertion. A keyed task whose key is
+-- taken is not inserted, and its writer is told so.
+inserted_plain AS (
     INSERT INTO tasks (id, status, task_type, priority, goal, context, constraints,
         acceptance_criteria, max_tokens, max_time_seconds, max_cost_usd, error_kind, error, finished_at,
         submitted_by)
@@ -1205,8 +1257,21 @@ inserted AS (
         goal, context, constraints, criteria, max_tokens, max_time_seconds, max_cost_usd,
         CASE WHEN rejection IS NULL THEN NULL ELSE 'rejected' END, rejection,
         CASE WHEN rejection IS NULL THEN NULL ELSE now() END, submitted_by
-    FROM new_task
+    FROM new_task WHERE idempotency_key IS NULL
     RETURNING id, status, created_at),
+inserted_keyed AS (
+    INSERT INTO tasks (id, status, task_type, priority, goal, context, constraints,
+        acceptance_criteria, max_tokens, max_time_seconds, max_cost_usd, error_kind, error, finished_at,
+        submitted_by, idempotency_key, request_digest)
+    SELECT id, CASE WHEN rejection IS NULL THEN 'queued' ELSE 'rejected' END, task_type, priority,
+        goal, context, constraints, criteria, max_tokens, max_time_seconds, max_cost_usd,
+        CASE WHEN rejection IS NULL THEN NULL ELSE 'rejected' END, rejection,
+        CASE WHEN rejection IS NULL THEN NULL ELSE now() END, submitted_by, idempotency_key,
+        request_digest
+    FROM new_task WHERE idempotency_key IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING id, status, created_at),
+inserted AS (SELECT * FROM inserted_plain UNION ALL SELECT * FROM inserted_keyed),
 created_events AS (
     INSERT INTO task_events (task_id, kind)
     SELECT id, CASE WHEN status = 'rejected' THEN 'rejected' ELSE 'created' END FROM inserted),

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use service_kit::FieldError;
 use service_kit::text::{has_nul, is_blank};
+use sha2::Digest;
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
 
@@ -313,6 +314,24 @@ pub struct NewTask {
     pub task_type: TaskType,
     pub budget: Budget,
     pub priority: Priority,
+}
+
+impl NewTask {
+    /// SHA-256 of the validated request, defaults filled in: a retry of a
+    /// submission has its digest, a different request under the same
+    /// idempotency key does not. Kept with the key; never the text itself.
+    pub fn digest(&self) -> [u8; 32] {
+        let canonical = serde_json::json!({
+            "goal": self.goal,
+            "context": self.context,
+            "constraints": self.constraints,
+            "acceptance_criteria": self.acceptance_criteria,
+            "task_type": self.task_type.as_str(),
+            "budget": self.budget,
+            "priority": self.priority.as_str(),
+        });
+        sha2::Sha256::digest(canonical.to_string().as_bytes()).into()
+    }
 }
 
 impl SubmitTask {

@@ -19,7 +19,12 @@ async fn submit(store: &TaskStore) -> Uuid {
         .unwrap()
         .validate()
         .unwrap();
-    store.insert(&task, None, None).await.unwrap().0
+    store
+        .insert(&task, None, None, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .0
 }
 
 async fn status(store: &TaskStore, id: Uuid) -> TaskStatus {

@@ -8,6 +8,7 @@ mod durability;
 mod fake_arm;
 mod group_commit;
 mod harness;
+mod idempotency;
 mod leases;
 mod lifecycle;
 mod llm_failures;
