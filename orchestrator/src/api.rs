@@ -259,10 +259,19 @@ async fn submit_task(
         },
         None => None,
     };
+    let id = Uuid::now_v7();
+    if rejection.is_none() {
+        // Before the commit: its announcement cannot come earlier.
+        state.completions.accepted(id, caller);
+    }
     let inserted = state
         .store
-        .insert(&task, rejection.as_deref(), caller, key)
-        .await?;
+        .insert(id, &task, rejection.as_deref(), caller, key)
+        .await
+        .inspect_err(|_| state.completions.forget(id))?;
+    if inserted.is_none() {
+        state.completions.forget(id);
+    }
     let id = match (inserted, key) {
         (Some((id, _)), _) => id,
         // A concurrent request with this key committed first.
@@ -435,16 +444,23 @@ async fn wait_until_terminal(
 ) -> Result<Option<(TaskRecord, Vec<StepRecord>)>, ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
     let waiter = state.completions.watch(id);
+    let mut first = true;
     loop {
         let notified = waiter.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let found = state.store.get(id, viewer).await?;
-        let done = found
-            .as_ref()
-            .is_none_or(|(task, _)| task.status.is_terminal());
-        if done || tokio::time::Instant::now() >= deadline {
-            return Ok(found);
+        // A task its submitter just handed to us need not be read to know
+        // it is still running; any later wake-up reads.
+        let skip = first && waiter.known_unfinished(viewer);
+        first = false;
+        if !skip {
+            let found = state.store.get(id, viewer).await?;
+            let done = found
+                .as_ref()
+                .is_none_or(|(task, _)| task.status.is_terminal());
+            if done || tokio::time::Instant::now() >= deadline {
+                return Ok(found);
+            }
         }
         tokio::select! {
             () = notified => {}

@@ -12,6 +12,12 @@
 //! is down. Each time the feed (re)subscribes, it therefore wakes every
 //! waiter to re-read once: whatever finished during the gap is seen then.
 //! TCP keepalives bound how long a silently dead connection goes unnoticed.
+//!
+//! The same guarantee spares the first read of the usual client, which
+//! submits and then long-polls: a task this replica accepted while
+//! subscribed, with no announcement since, has not finished, so its
+//! submitter's waiter skips the read at its start. Losing the subscription
+//! forgets all such tasks.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -27,7 +33,20 @@ use crate::store::TASK_DONE_CHANNEL;
 
 #[derive(Clone, Default)]
 pub struct CompletionFeed {
-    waiters: Arc<Mutex<HashMap<Uuid, Arc<Notify>>>>,
+    state: Arc<Mutex<FeedState>>,
+}
+
+/// Most accepted tasks remembered as unfinished; past it, new ones are read.
+const MAX_UNFINISHED: usize = 262_144;
+
+#[derive(Default)]
+struct FeedState {
+    waiters: HashMap<Uuid, Arc<Notify>>,
+    /// Whether LISTEN is in effect on a live connection.
+    subscribed: bool,
+    /// Tasks accepted here while subscribed and not announced since, with
+    /// their submitter (see the module's doc).
+    unfinished: HashMap<Uuid, Option<String>>,
 }
 
 /// One waiter's registration; dropping it (even when the client goes away
@@ -45,27 +64,37 @@ impl Waiter {
     pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
         self.notify.notified()
     }
+
+    /// Whether the task is known not to have finished, and `viewer` (a
+    /// caller id; `None` for an admin) submitted it: then a read now would
+    /// only say so. Call after `enable` on [`Self::notified`].
+    pub fn known_unfinished(&self, viewer: Option<&str>) -> bool {
+        let state = self.feed.lock();
+        state
+            .unfinished
+            .get(&self.id)
+            .is_some_and(|submitter| viewer.is_none() || viewer == submitter.as_deref())
+    }
 }
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        let mut waiters = self
-            .feed
-            .waiters
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.feed.lock();
         // One count is the map's, one is this waiter's.
         if Arc::strong_count(&self.notify) <= 2 {
-            waiters.remove(&self.id);
+            state.waiters.remove(&self.id);
         }
     }
 }
 
 impl CompletionFeed {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Registers a waiter for task `id`.
     pub fn watch(&self, id: Uuid) -> Waiter {
-        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        let notify = waiters.entry(id).or_default().clone();
+        let notify = self.lock().waiters.entry(id).or_default().clone();
         Waiter {
             feed: self.clone(),
             id,
@@ -73,26 +102,43 @@ impl CompletionFeed {
         }
     }
 
+    /// Remembers task `id`, about to be committed as queued by `submitter`,
+    /// as unfinished, if the feed is subscribed. Call it before the insert
+    /// commits, so the task's announcement cannot come first.
+    pub fn accepted(&self, id: Uuid, submitter: Option<&str>) {
+        let mut state = self.lock();
+        if state.subscribed && state.unfinished.len() < MAX_UNFINISHED {
+            state.unfinished.insert(id, submitter.map(str::to_owned));
+        }
+    }
+
+    /// Forgets task `id` (its insert failed, or was not needed).
+    pub fn forget(&self, id: Uuid) {
+        self.lock().unfinished.remove(&id);
+    }
+
     /// Tasks with at least one waiter.
     #[cfg(test)]
     fn watched(&self) -> usize {
-        self.waiters
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.lock().waiters.len()
     }
 
     fn announce(&self, id: Uuid) {
-        let waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(notify) = waiters.get(&id) {
+        let mut state = self.lock();
+        state.unfinished.remove(&id);
+        if let Some(notify) = state.waiters.get(&id) {
             notify.notify_waiters();
         }
     }
 
-    /// Wakes every waiter to re-read its task once.
-    fn announce_all(&self) {
-        let waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        for notify in waiters.values() {
+    /// Marks the feed subscribed or not. Either way, whatever it remembered
+    /// as unfinished may have finished unannounced: forget it, and wake
+    /// every waiter to re-read its task once.
+    fn resubscribed(&self, subscribed: bool) {
+        let mut state = self.lock();
+        state.subscribed = subscribed;
+        state.unfinished.clear();
+        for notify in state.waiters.values() {
             notify.notify_waiters();
         }
     }
@@ -132,7 +178,7 @@ impl CompletionFeed {
                             .map_err(|e| e.to_string())?;
                         tracing::debug!("listening for task completions");
                         // Completions during the gap were not announced.
-                        self.announce_all();
+                        self.resubscribed(true);
                         std::future::pending::<Result<(), String>>().await
                     };
                     tokio::select! {
@@ -140,6 +186,7 @@ impl CompletionFeed {
                         Err(reason) = subscribe => tracing::warn!(%reason, "LISTEN failed"),
                         () = shutdown.cancelled() => return,
                     }
+                    self.resubscribed(false);
                     delay = Duration::from_millis(200);
                 }
                 Err(error) => {
@@ -186,8 +233,30 @@ mod tests {
         let (mut wake_a, mut wake_b) = (Box::pin(a.notified()), Box::pin(b.notified()));
         wake_a.as_mut().enable();
         wake_b.as_mut().enable();
-        feed.announce_all();
+        feed.resubscribed(true);
         assert!(tokio::time::timeout(timeout, wake_a).await.is_ok());
         assert!(tokio::time::timeout(timeout, wake_b).await.is_ok());
+    }
+
+    #[test]
+    fn an_accepted_task_is_unfinished_to_its_submitter_until_announced_or_unsubscribed() {
+        let feed = CompletionFeed::default();
+        let id = Uuid::new_v4();
+        let waiter = feed.watch(id);
+        // Not subscribed: an announcement could be missed, so nothing is known.
+        feed.accepted(id, Some("alice"));
+        assert!(!waiter.known_unfinished(Some("alice")));
+
+        feed.resubscribed(true);
+        feed.accepted(id, Some("alice"));
+        assert!(waiter.known_unfinished(Some("alice")));
+        assert!(waiter.known_unfinished(None), "an admin sees every task");
+        assert!(!waiter.known_unfinished(Some("mallory")), "others read");
+        feed.announce(id);
+        assert!(!waiter.known_unfinished(Some("alice")));
+
+        feed.accepted(id, Some("alice"));
+        feed.resubscribed(false);
+        assert!(!waiter.known_unfinished(Some("alice")));
     }
 }

@@ -282,12 +282,12 @@ impl TaskStore {
     /// already has a task under that key ([`Self::find_by_key`] says which).
     pub async fn insert(
         &self,
+        id: Uuid,
         task: &NewTask,
         rejection: Option<&str>,
         submitted_by: Option<&str>,
         idempotency_key: Option<&str>,
     ) -> Result<Option<(Uuid, DateTime<Utc>)>, StoreError> {
-        let id = Uuid::now_v7();
         // A rejected task keeps the reason's categories, never the text that
         // was rejected (it may hold an attack or personal data).
         let (goal, context, constraints, criteria) = match rejection {

@@ -20,7 +20,7 @@ async fn submit(store: &TaskStore) -> Uuid {
         .validate()
         .unwrap();
     store
-        .insert(&task, None, None, None)
+        .insert(Uuid::now_v7(), &task, None, None, None)
         .await
         .unwrap()
         .unwrap()

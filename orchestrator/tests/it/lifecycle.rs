@@ -273,3 +273,30 @@ async fn texts_are_blanked_after_the_retention_period() {
     assert!(purged["usage"]["total_tokens"].as_i64().unwrap() > 0);
     assert!(!purged.to_string().contains("jane.doe"), "{purged}");
 }
+
+/// The usual client submits and then long-polls: the orchestrator knows the
+/// task cannot have finished unannounced, so it reads the task once, when
+/// it finishes, not also when the poll starts. (Whose polls may skip the
+/// read is `completion`'s unit test.)
+#[tokio::test]
+async fn a_long_poll_after_submitting_reads_the_task_once() {
+    let pg = postgres().await;
+    let llm = llm_sim::spawn(sim_config(json!({"latency": {"kind": "fixed", "ms": 300}})))
+        .await
+        .unwrap();
+    let orch = Orchestrator::start(&pg.url(), &llm.base_url(), &[]).await;
+    orch.wait_ready(Duration::from_secs(30)).await;
+    let reads = |metrics: &str| {
+        sample(
+            metrics,
+            "octollm_db_query_duration_seconds_count",
+            &[("query", "get_task")],
+        )
+        .unwrap_or(0.0)
+    };
+    let before = reads(&orch.metrics().await);
+    let id = orch.submit_goal("read me once").await;
+    let task = orch.get_json(&format!("/v1/tasks/{id}?wait=30")).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(reads(&orch.metrics().await) - before, 1.0);
+}
