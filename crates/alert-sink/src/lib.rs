@@ -20,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
 /// Receivers the local Alertmanager routes to (a closed set: metric labels).
-pub const RECEIVERS: [&str; 3] = ["pagerduty", "slack", "email"];
+pub const RECEIVERS: [&str; 4] = ["pagerduty", "slack", "email", "heartbeat"];
 
 #[derive(Clone)]
 pub struct Sink {

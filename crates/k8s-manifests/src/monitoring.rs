@@ -307,6 +307,19 @@ struct AmInhibit {
 #[derive(Deserialize)]
 struct AmReceiver {
     name: String,
+    #[serde(default)]
+    webhook_configs: Vec<AmWebhook>,
+}
+
+#[derive(Deserialize)]
+struct AmWebhook {
+    #[serde(default = "sends_resolved")]
+    send_resolved: bool,
+}
+
+/// Alertmanager's default for a webhook.
+fn sends_resolved() -> bool {
+    true
 }
 
 /// `name="value"`, `name!="value"`, `name=~"re"`, `name!~"re"`.
@@ -394,7 +407,7 @@ pub fn alertmanager_config(root: &Path) -> Result<AlertmanagerConfigSpec> {
                         key: format!("{}-url", r.name),
                         optional: Some(false),
                     },
-                    send_resolved: true,
+                    send_resolved: r.webhook_configs.iter().all(|w| w.send_resolved),
                 }],
             })
             .collect(),

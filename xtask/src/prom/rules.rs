@@ -14,7 +14,12 @@ pub const SEVERITY_RECEIVERS: &[(&str, &str)] = &[
     ("critical", "pagerduty"),
     ("warning", "slack"),
     ("info", "email"),
+    // The dead man's switch (Watchdog): always firing, never a page.
+    (HEARTBEAT_SEVERITY, "heartbeat"),
 ];
+
+/// The severity of an alert that fires all the time as a heartbeat.
+pub const HEARTBEAT_SEVERITY: &str = "none";
 
 #[derive(Debug, Deserialize)]
 pub struct RuleFile {

@@ -91,6 +91,13 @@ impl Stack {
         self.state_dir.join("config").join(file)
     }
 
+    /// When `component` was last started by us (its start record's time).
+    pub fn started_at(&self, component: Component) -> Option<std::time::SystemTime> {
+        fs::metadata(self.run_file(component, "started"))
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
     pub fn data_dir(&self, component: Component) -> PathBuf {
         self.state_dir.join("data").join(component.name())
     }

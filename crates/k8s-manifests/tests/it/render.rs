@@ -189,6 +189,7 @@ fn alerting_is_the_local_stacks() {
     assert_eq!(
         routes,
         [
+            ("none", "heartbeat"),
             ("critical", "pagerduty"),
             ("warning", "slack"),
             ("info", "email")

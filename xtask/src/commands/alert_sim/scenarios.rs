@@ -306,6 +306,10 @@ pub const SCENARIOS: &[Scenario] = &[
 /// Alerts the suite does not reproduce on the local stack, and why.
 pub const NOT_REPRODUCED: &[(&str, &str)] = &[
     (
+        "Watchdog",
+        "the dead man's switch fires all the time, with no fault to inject; `cargo xtask doctor` checks that its heartbeats reach the alert sink",
+    ),
+    (
         "ScreeningCredentialsRefused",
         "the orchestrator and the reflex layer read the same token file at start; making them disagree takes a restart with another token, a fault with no test-only path until tokens reload on rotation",
     ),

@@ -261,6 +261,42 @@ pub fn notifications(next: &Next, failed: Result<Vec<(String, f64)>, String>) ->
     }
 }
 
+/// Seconds without a Watchdog beat (Alertmanager repeats it every minute)
+/// after which the alerting path counts as broken.
+pub const HEARTBEAT_STALE: u64 = 180;
+
+/// The dead man's switch: how long ago the alert sink last got a Watchdog
+/// beat, and how long Alertmanager has been up (a young one has not sent
+/// its first beat yet).
+pub fn heartbeat(next: &Next, last_beat_age: Option<u64>, alertmanager_up: u64) -> Check {
+    let check = Check::of(Category::Alertmanager, "heartbeat");
+    match last_beat_age {
+        Some(beat) if beat <= HEARTBEAT_STALE => {
+            check.ok(format!("last Watchdog beat {} ago", age(beat)))
+        }
+        _ if alertmanager_up <= HEARTBEAT_STALE => check.ok(format!(
+            "no Watchdog beat yet; Alertmanager started {} ago",
+            age(alertmanager_up)
+        )),
+        last => check
+            .fail(match last {
+                Some(beat) => format!(
+                    "no Watchdog beat for {}: the alerting path is broken, nothing can page",
+                    age(beat)
+                ),
+                None => "no Watchdog beat ever reached the alert sink: nothing can page".into(),
+            })
+            .hint(
+                report::WATCHDOG,
+                format!(
+                    "{}; {}",
+                    next.xtask("logs prometheus"),
+                    next.xtask("logs alertmanager")
+                ),
+            ),
+    }
+}
+
 /// Active silences: each may hide a page.
 pub fn silences(active: &[String]) -> Check {
     let check = Check::of(Category::Alertmanager, "silences");
@@ -811,6 +847,21 @@ mod tests {
             runbook_url: url.into(),
         };
         assert_eq!(firing_alerts(&[]).status, Status::Ok);
+        let next = Next::default();
+        assert_eq!(heartbeat(&next, Some(60), 3600).status, Status::Ok);
+        assert_eq!(
+            heartbeat(&next, None, 30).status,
+            Status::Ok,
+            "a young Alertmanager"
+        );
+        assert_eq!(
+            heartbeat(&next, Some(HEARTBEAT_STALE + 1), 3600).status,
+            Status::Fail
+        );
+        assert_eq!(
+            heartbeat(&next, None, HEARTBEAT_STALE + 1).status,
+            Status::Fail
+        );
         let info = firing_alerts(&[alert("LlmDailySpendHigh", "info", "x")]);
         assert_eq!(info.status, Status::Ok);
         assert!(info.evidence.contains("LlmDailySpendHigh"));

@@ -337,6 +337,7 @@ pub fn alertmanager(stack: &Stack, next: &Next) -> Vec<Check> {
         })
         .map_err(|e| first_line(&e));
     checks.push(classify::notifications(next, failed));
+    checks.push(heartbeat(stack, next));
     checks.push(
         match get(&format!("{url}/api/v2/silences"), &[])
             .and_then(|b| serde_json::from_str::<Value>(&b).context("silences not JSON"))
@@ -359,6 +360,25 @@ pub fn alertmanager(stack: &Stack, next: &Next) -> Vec<Check> {
         },
     );
     checks
+}
+
+/// The alert sink's last Watchdog beat (`heartbeat.jsonl`), against how
+/// long Alertmanager has run (its start-record's age).
+fn heartbeat(stack: &Stack, next: &Next) -> Check {
+    let last_beat_age =
+        std::fs::read_to_string(stack.data_dir(Component::AlertSink).join("heartbeat.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|beat| beat["payload"]["status"] == "firing")
+            .and_then(|beat| humantime::parse_rfc3339(beat["received_at"].as_str()?).ok())
+            .map(|at| at.elapsed().map_or(0, |age| age.as_secs()));
+    let alertmanager_up = stack
+        .started_at(Component::Alertmanager)
+        .and_then(|at| at.elapsed().ok())
+        .map_or(u64::MAX, |up| up.as_secs());
+    classify::heartbeat(next, last_beat_age, alertmanager_up)
 }
 
 // ---- PostgreSQL ----

@@ -107,6 +107,7 @@ pub const SLOW_QUERIES: Runbook = runbook("database.md", "dbslowqueries");
 pub const DATABASE: Runbook = runbook("database.md", "diagnosis");
 pub const MONITORING: Runbook = runbook("monitoring.md", "diagnosis");
 pub const RULE_FAILURES: Runbook = runbook("monitoring.md", "prometheusrulefailures");
+pub const WATCHDOG: Runbook = runbook("monitoring.md", "watchdog");
 pub const NOTIFICATIONS_FAILING: Runbook =
     runbook("monitoring.md", "alertmanagernotificationsfailing");
 pub const WAL_ARCHIVING_FAILING: Runbook = runbook("backup-dr.md", "walarchivingfailing");

@@ -170,7 +170,10 @@ pub fn coverage(rules: &Rules, tests: &[TestFile]) -> Vec<String> {
                 "{name}: no edge test: a test group where it is silent (`exp_alerts: []`) one evaluation interval before it fires"
             ));
         }
-        if !healthy {
+        // A heartbeat's silence is its failure: it has no healthy case.
+        let heartbeat = alert.labels.get("severity").map(String::as_str)
+            == Some(crate::prom::rules::HEARTBEAT_SEVERITY);
+        if !healthy && !heartbeat {
             problems.push(format!(
                 "{name}: no healthy case: a test group where it stays silent past its `for:` window ({window:?}) and never fires"
             ));
