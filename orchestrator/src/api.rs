@@ -269,19 +269,21 @@ async fn submit_task(
         .insert(id, &task, rejection.as_deref(), caller, key)
         .await
         .inspect_err(|_| state.completions.forget(id))?;
-    if inserted.is_none() {
+    let Some((id, _)) = inserted else {
         state.completions.forget(id);
-    }
-    let id = match (inserted, key) {
-        (Some((id, _)), _) => id,
-        // A concurrent request with this key committed first.
-        (None, Some(key)) => {
-            return match state.store.find_by_key(caller, key).await? {
-                Some(first) => replay(&task, key, first),
-                None => Err(StoreError::Corrupt("the key's task is gone".into()).into()),
-            };
-        }
-        (None, None) => return Err(StoreError::Corrupt("insert returned no row".into()).into()),
+        // Only a keyed insert comes back empty: a concurrent request with
+        // this key committed first.
+        let first = match key {
+            Some(key) => state.store.find_by_key(caller, key).await?,
+            None => None,
+        };
+        return match (key, first) {
+            (Some(key), Some(first)) => replay(&task, key, first),
+            _ => Err(StoreError::Corrupt(
+                "the insert returned no row, and no task holds its key".into(),
+            )
+            .into()),
+        };
     };
     let task_type = task.task_type.as_str();
     state
