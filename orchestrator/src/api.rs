@@ -214,7 +214,7 @@ pub struct ListQuery {
 /// created (202, its current state), never a second task.
 #[utoipa::path(post, path = "/v1/tasks", tag = "tasks", request_body = SubmitTask,
     params(("Idempotency-Key" = Option<String>, Header,
-        description = "1–255 visible ASCII characters, unique per request to this client (a UUID, say). The same key with the same request answers with the first task; with a different request, 422.",
+        description = "1–255 visible ASCII characters, unique per request to this client (a UUID, say). The same key with the same request answers with the first task; with a different request, 409.",
         pattern = "^[!-~]{1,255}$", min_length = 1, max_length = 255)),
     responses(
         (status = 202, body = Accepted, description = "Durably recorded: `queued`, or `rejected` when screening blocked it; for a retried `Idempotency-Key`, the first request's task as it is now."),
@@ -222,7 +222,8 @@ pub struct ListQuery {
         (status = 413, body = service_kit::Problem, description = "Body too large."),
         (status = 415, body = service_kit::Problem, description = "Not JSON."),
         (status = 403, body = service_kit::Problem, description = "The token has no `submit` scope."),
-        (status = 422, body = service_kit::Problem, description = "A field is out of bounds, blank where it must not be, holds NUL, or the reflex layer refused to screen it (`errors` names each); or the `Idempotency-Key` was used for a different request."),
+        (status = 409, body = service_kit::Problem, description = "The `Idempotency-Key` was used before for a different request."),
+        (status = 422, body = service_kit::Problem, description = "A field is out of bounds, blank where it must not be, holds NUL, or the reflex layer refused to screen it; `errors` names each."),
         (status = 429, body = service_kit::Problem, description = "Queue full, or this client's screening rate limit is spent; see Retry-After."),
         (status = 503, body = service_kit::Problem, description = "Database or (failing closed) reflex layer unavailable; see Retry-After.")))]
 async fn submit_task(

@@ -51,8 +51,10 @@ impl IntoResponse for ApiError {
             Self::Invalid(errors) => Problem::validation(errors.clone()),
             Self::BadQuery(detail) => Problem::bad_request(detail.clone()),
             Self::BadHeader(detail) => Problem::bad_request(detail.clone()),
+            // 409, not the draft standard's 422: the request itself is
+            // valid; it conflicts with what the key is already bound to.
             Self::KeyReused(_) => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+                StatusCode::CONFLICT,
                 "idempotency-key-reused",
                 "Idempotency-Key reused",
                 self.to_string(),

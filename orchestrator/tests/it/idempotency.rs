@@ -1,6 +1,6 @@
 //! `Idempotency-Key` on `POST /v1/tasks`: a retried submission gets the task
 //! its first try created, however the retries race; the key with a different
-//! request is a 422; a malformed key is a 400. Without a key, every
+//! request is a 409; a malformed key is a 400. Without a key, every
 //! submission is a task of its own.
 
 use std::time::Duration;
@@ -63,10 +63,10 @@ async fn a_retried_submission_gets_its_first_task_and_never_a_second() {
     assert_eq!(ids.len(), 1, "{ids:?}");
     assert_eq!(tasks_with_goal(&orch, "idempotent goal raced").await, 1);
 
-    // The key with another request: 422, and no task for it.
+    // The key with another request: 409, and no task for it.
     let other = json!({"goal": "idempotent goal one", "priority": "low"});
     let response = post_with_keys(&orch, &other, &["key-one"]).await;
-    assert_eq!(response.status(), 422);
+    assert_eq!(response.status(), 409);
     let problem: Value = response.json().await.unwrap();
     assert!(
         problem["type"]
