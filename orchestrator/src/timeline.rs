@@ -70,7 +70,8 @@ impl Timeline {
             .find(|e| e.kind == "claimed")
             .map(|e| ms(task.created_at, e.at));
         let steps_ms = steps.iter().map(|s| ms(s.started_at, s.finished_at)).sum();
-        let simulated_llm_ms = steps.iter().map(|s| s.usage.simulated_llm_ms).sum();
+        // The task's usage is its steps' sum (TaskStore reads it so).
+        let simulated_llm_ms = task.usage.simulated_llm_ms;
         let mut entries: Vec<TimelineEntry> = events
             .into_iter()
             .map(|e| TimelineEntry {
